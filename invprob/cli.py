@@ -1,0 +1,25 @@
+"""Command line entry point (placeholder until the CLI issue lands: ``invprob demo``)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        from .demo import main as demo_main
+
+        return demo_main(argv[1:])
+    if argv[:1] == ["list"]:
+        from .registry import available
+
+        for group, names in available().items():
+            print(f"{group}: {', '.join(names)}")
+        return 0
+    print("usage: invprob {demo,list}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,7 @@
+"""Forward operators (DESIGN contract 3)."""
+
+from .base import SVD, LinearOperator, Operator
+from .blackbox import BlackBox
+from .matrix import Identity, MatrixOperator
+
+__all__ = ["Operator", "LinearOperator", "SVD", "MatrixOperator", "Identity", "BlackBox"]

@@ -1,0 +1,135 @@
+"""The operator contract (DESIGN contract 3).
+
+An operator is a ``torch.nn.Module`` whose ``forward(x) -> y`` is the noiseless forward
+model on batches ``(B, *x_shape) -> (B, *y_shape)``. Parameters (kernels, masks, coil maps,
+matrices) are buffers, so ``.to(device)`` moves everything. Capability flags tell a solver
+what it may ask for; a solver needing a missing capability refuses at ``init``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_shape, check_tensor
+from ..errors import CapabilityError
+
+__all__ = ["Operator", "LinearOperator", "SVD"]
+
+
+@dataclass
+class SVD:
+    """An (implicit) singular value decomposition ``A = U diag(s) V^T``.
+
+    ``singular_values`` is a flat ``(r,)`` tensor; ``Vt(x) -> (B, r)`` and ``V(z) -> (B, *x_shape)``
+    map between image space and the spectral coordinates, ``Ut(y) -> (B, r)`` and
+    ``U(z) -> (B, *y_shape)`` between measurement space and them. Dense for
+    ``MatrixOperator``, FFT- or mask-based for the structured operators.
+    """
+
+    singular_values: Tensor
+    Vt: Callable[[Tensor], Tensor]
+    V: Callable[[Tensor], Tensor]
+    Ut: Callable[[Tensor], Tensor]
+    U: Callable[[Tensor], Tensor]
+
+
+class Operator(nn.Module):
+    """Base class of forward models ``y = A(x)``.
+
+    Attributes:
+        linear: ``A`` is linear (``adjoint`` is then available).
+        has_svd: ``svd()`` returns an :class:`SVD` (hence ``pinv`` and exact projections).
+        differentiable: autograd can differentiate ``forward`` (False for black boxes).
+        black_box: ``forward`` runs outside torch (numpy, a simulator): no gradients at all.
+        x_shape: image shape without batch dim, e.g. ``(1, 64, 64)``; ``None`` if any.
+        y_shape: measurement shape without batch dim, known once ``x_shape`` is.
+    """
+
+    linear: bool = False
+    has_svd: bool = False
+    differentiable: bool = True
+    black_box: bool = False
+
+    def __init__(self, x_shape: tuple[int, ...] | None = None,
+                 y_shape: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.x_shape = tuple(x_shape) if x_shape is not None else None
+        self.y_shape = tuple(y_shape) if y_shape is not None else None
+
+    # -- capabilities ---------------------------------------------------------------
+    def adjoint(self, y: Tensor) -> Tensor:
+        raise CapabilityError(f"{type(self).__name__} is not linear: it has no adjoint. "
+                              f"Use a solver that only needs forward evaluations.")
+
+    def pinv(self, y: Tensor) -> Tensor:
+        raise CapabilityError(f"{type(self).__name__} offers no pseudo-inverse `pinv`.")
+
+    def svd(self) -> SVD:
+        raise CapabilityError(f"{type(self).__name__} offers no singular value decomposition.")
+
+    def prox_data(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """``argmin_x ½‖A x − y‖² + (rho/2)‖x − z‖²`` (per sample; ``rho`` scalar or ``(B,)``)."""
+        raise CapabilityError(f"{type(self).__name__} offers no closed-form data prox.")
+
+    @property
+    def has_pinv(self) -> bool:
+        return type(self).pinv is not Operator.pinv
+
+    def capabilities(self) -> dict[str, bool]:
+        return {"linear": self.linear, "has_svd": self.has_svd, "has_pinv": self.has_pinv,
+                "differentiable": self.differentiable, "black_box": self.black_box}
+
+    # -- helpers ----------------------------------------------------------------------
+    def check_input(self, x: Tensor, name: str = "x") -> None:
+        check_tensor(x, name)
+        if self.x_shape is not None:
+            check_shape(x, self.x_shape, name)
+        if x.is_complex() and not getattr(self, "complex_input", False):
+            raise TypeError(f"`{name}` is complex ({x.dtype}) but {type(self).__name__} acts on "
+                            f"real images; pass real/imag as 2 channels or the magnitude.")
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in list(self.buffers()) + list(self.parameters()):
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def x_numel(self) -> int:
+        if self.x_shape is None:
+            raise ValueError(f"{type(self).__name__} has no fixed x_shape.")
+        return math.prod(self.x_shape)
+
+
+class LinearOperator(Operator):
+    """A linear operator. ``adjoint`` defaults to autograd's vector-Jacobian product,
+    i.e. the adjoint for the real inner product ``Re⟨A x, y⟩``; subclasses override it
+    with the closed form where one exists."""
+
+    linear = True
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        if self.x_shape is None:
+            raise ValueError(f"{type(self).__name__}.adjoint needs a fixed x_shape.")
+        x = torch.zeros((y.shape[0], *self.x_shape), dtype=y.real.dtype, device=y.device,
+                        requires_grad=True)
+        with torch.enable_grad():
+            out = self.forward(x)
+            (grad,) = torch.autograd.grad(out, x, grad_outputs=y)
+        return grad
+
+    def matrix(self) -> Tensor:
+        """Dense ``(m, d)`` matrix of ``A`` built column by column (small problems only)."""
+        d = self.x_numel
+        if d > 16384:
+            raise ValueError(f"matrix() of a {d}-dimensional operator would be too large; "
+                             f"use forward/adjoint instead.")
+        dtype = next(iter(self.buffers()), torch.zeros(())).dtype
+        dtype = dtype if dtype.is_floating_point else torch.float64
+        eye = torch.eye(d, dtype=dtype, device=self.device).reshape(d, *self.x_shape)
+        return self.forward(eye).reshape(d, -1).T

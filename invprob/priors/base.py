@@ -1,0 +1,64 @@
+"""The prior contract (DESIGN contract 2): a denoiser in σ-space."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import as_sigma, check_shape, check_tensor
+
+__all__ = ["Prior"]
+
+
+class Prior(nn.Module):
+    """Base class of priors: ``denoise(x, sigma) -> x0_hat``.
+
+    ``x0_hat = E[x0 | x0 + sigma n = x]`` is the MMSE denoiser of the variance-exploding
+    (EDM) form; ``sigma`` is ``(B,)`` (a float is broadcast). Every other quantity derives
+    from it: ``score = (x0_hat - x) / sigma²`` (Tweedie), ODE/SDE steps. Adapters for
+    ε-, v-, x0- and velocity networks convert once, in :mod:`invprob.priors`.
+
+    Subclasses implement ``_denoise(x, sigma)`` on validated inputs and set ``x_shape``
+    (image shape without batch dim) and ``data_range`` (``(lo, hi)`` or ``None`` if unbounded).
+    """
+
+    x_shape: tuple[int, ...] | None = None
+    data_range: tuple[float, float] | None = (-1.0, 1.0)
+
+    def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def denoise(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        """MMSE estimate of ``x0`` from ``x = x0 + sigma * n``.
+
+        Args:
+            x: noisy images ``(B, *x_shape)``.
+            sigma: noise levels ``(B,)`` (> 0) or a scalar.
+
+        Returns:
+            ``x0_hat`` of shape ``(B, *x_shape)``.
+        """
+        check_tensor(x, "x")
+        if self.x_shape is not None:
+            check_shape(x, self.x_shape, "x")
+        sigma = as_sigma(sigma, x.shape[0], x)
+        return self._denoise(x, sigma)
+
+    def score(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        """``∇_x log p_σ(x) = (x0_hat − x) / σ²`` (Tweedie's formula)."""
+        sigma = as_sigma(sigma, x.shape[0], x)
+        x0_hat = self.denoise(x, sigma)
+        return (x0_hat - x) / sigma.reshape(-1, *([1] * (x.dim() - 1))) ** 2
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in list(self.buffers()) + list(self.parameters()):
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for tensor in list(self.buffers()) + list(self.parameters()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float32

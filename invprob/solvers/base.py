@@ -1,0 +1,206 @@
+"""The solver contract (DESIGN contract 4): ``init`` / ``step`` / ``result`` and ``solve``.
+
+A solve handles ``M`` measurements × ``K`` samples in one batch of ``B = M*K`` rows, row
+``m*K + k`` holding sample ``k`` of measurement ``m``. Every reduction is per row; every
+random draw comes from the row's own stream (:mod:`invprob._rng`), so a sample does not
+depend on the batch it was drawn in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from .. import _rng
+from ..errors import UnsupportedProblemError
+from ..priors.base import Prior
+from ..problem import Problem
+
+__all__ = ["State", "Solver", "SolveResult"]
+
+
+@dataclass(kw_only=True)
+class State:
+    """What a solver carries between steps. Solvers subclass it with their own fields.
+
+    Attributes:
+        x: current iterate ``(B, *x_shape)``, ``B = M*K``.
+        x0_hat: latest estimate of the clean image ``(B, *x_shape)``.
+        sigma: current noise level (σ-space) ``(B,)``.
+        seeds: per-row random seeds ``(B,)`` (int64).
+        measurement: ``y`` repeated for each sample ``(B, *y_shape)``.
+        num_measurements, num_samples: ``M`` and ``K``.
+        problem, prior: what is being solved (not tensors; never checkpointed).
+    """
+
+    x: Tensor
+    x0_hat: Tensor
+    sigma: Tensor
+    seeds: Tensor
+    measurement: Tensor
+    num_measurements: int
+    num_samples: int
+    problem: Problem = field(repr=False)
+    prior: Prior = field(repr=False)
+
+    def replace(self, **changes: Any) -> "State":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class SolveResult:
+    """Output of :meth:`Solver.solve`.
+
+    Attributes:
+        samples: ``(M, K, *x_shape)``.
+        nfe: network (denoiser) evaluations per sample, counted during the run.
+        operator_calls: forward-operator evaluations per sample, counted during the run.
+        seconds: wall-clock time of the loop.
+        state: the final state.
+    """
+
+    samples: Tensor
+    nfe: int
+    operator_calls: int
+    seconds: float
+    state: State = field(repr=False)
+
+
+class _Counter:
+    """Transparent proxy that counts calls to one method of a module."""
+
+    def __init__(self, target: Any, method: str) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_method", method)
+        object.__setattr__(self, "calls", 0)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if name == self._method:
+            def counted(*args, **kwargs):
+                object.__setattr__(self, "calls", self.calls + 1)
+                return attr(*args, **kwargs)
+            return counted
+        return attr
+
+    def __call__(self, *args, **kwargs):
+        if self._method == "__call__":
+            object.__setattr__(self, "calls", self.calls + 1)
+        return self._target(*args, **kwargs)
+
+
+class Solver:
+    """Base class of posterior samplers.
+
+    Subclasses set ``num_steps``, implement ``_init`` (build the first state from the
+    validated problem), ``step`` and optionally ``result``; list what they need of the
+    operator in ``requires`` (any of ``"differentiable"``, ``"linear"``, ``"svd"``,
+    ``"pinv"``, ``"gaussian_noise"``) so that ``init`` refuses what they cannot handle.
+    """
+
+    num_steps: int
+    requires: tuple[str, ...] = ()
+
+    @property
+    def nfe_per_sample(self) -> int:
+        """Denoiser evaluations per sample of a full run."""
+        raise NotImplementedError
+
+    # -- the contract -------------------------------------------------------------------
+    def init(self, problem: Problem, prior: Prior, num_samples: int = 1,
+             generator: int | torch.Generator | None = None) -> State:
+        """Validate the problem, then build the initial state for ``M × num_samples`` rows."""
+        self.check(problem, prior)
+        return self._start(problem, prior, num_samples, generator)
+
+    def _start(self, problem: Problem, prior: Prior, num_samples: int,
+               generator: int | torch.Generator | None) -> State:
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
+        M = problem.num_measurements
+        seeds = _rng.sample_seeds(generator, M, num_samples)
+        measurement = problem.measurement.repeat_interleave(num_samples, dim=0)
+        return self._init(problem, prior, measurement, seeds, M, num_samples)
+
+    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
+              num_measurements: int, num_samples: int) -> State:
+        raise NotImplementedError
+
+    def step(self, state: State, i: int) -> State:
+        raise NotImplementedError
+
+    def result(self, state: State) -> Tensor:
+        """Samples ``(M, K, *x_shape)``."""
+        x = state.x.detach()
+        return x.reshape(state.num_measurements, state.num_samples, *x.shape[1:])
+
+    def check(self, problem: Problem, prior: Prior) -> None:
+        """Raise :class:`UnsupportedProblemError` if this solver cannot handle the problem."""
+        if not isinstance(problem, Problem):
+            raise TypeError(f"`problem` must be an invprob.Problem, got {type(problem).__name__}.")
+        if not isinstance(prior, Prior):
+            raise TypeError(f"`prior` must be an invprob.priors.Prior, got {type(prior).__name__}.")
+        op, name = problem.operator, type(self).__name__
+        if op.x_shape is not None and prior.x_shape is not None and tuple(op.x_shape) != tuple(prior.x_shape):
+            raise UnsupportedProblemError(f"the operator acts on images {tuple(op.x_shape)} but the prior "
+                                          f"models {tuple(prior.x_shape)}; build the operator for the prior's shape.")
+        if problem.measurement.device != prior.device:
+            raise UnsupportedProblemError(f"the measurement is on {problem.measurement.device} but the prior "
+                                          f"is on {prior.device}; move both with .to(device).")
+        needs = {
+            "differentiable": (op.differentiable and not op.black_box,
+                               f"{name} differentiates through the operator, but {type(op).__name__} is "
+                               f"not differentiable (black box); use a derivative-free solver such as 'enkg'."),
+            "linear": (op.linear, f"{name} needs a linear operator; {type(op).__name__} is not."),
+            "svd": (op.has_svd, f"{name} needs an operator with an SVD; {type(op).__name__} has none."),
+            "pinv": (op.has_pinv,
+                     f"{name} needs `pinv`; {type(op).__name__} has none."),
+            "gaussian_noise": (type(problem.noise).__name__ == "Gaussian",
+                               f"{name} assumes Gaussian noise; got {type(problem.noise).__name__}."),
+        }
+        for need in self.requires:
+            ok, message = needs[need]
+            if not ok:
+                raise UnsupportedProblemError(message)
+
+    # -- the generic loop ---------------------------------------------------------------
+    def solve(self, problem: Problem, prior: Prior, num_samples: int = 1,
+              generator: int | torch.Generator | None = None,
+              callback: Callable[[State, int], State | None] | None = None,
+              progress: bool = True) -> SolveResult:
+        """Run ``init``, ``num_steps`` × ``step`` and ``result``, counting NFE and time.
+
+        ``callback(state, i)`` runs after each step; it may return a modified state.
+        """
+        from tqdm.auto import tqdm
+
+        counted_prior = _Counter(prior, "denoise")
+        counted_op = _Counter(problem.operator, "__call__")
+        # The solver sees proxies so that every network and operator call is counted.
+        proxy_problem = object.__new__(Problem)
+        proxy_problem.__dict__.update(problem.__dict__, operator=counted_op)
+        self.check(problem, prior)
+        start = time.perf_counter()
+        state = self._start(proxy_problem, counted_prior, num_samples, generator)
+        bar = tqdm(range(self.num_steps), desc=type(self).__name__, disable=not progress, leave=False)
+        for i in bar:
+            state = self.step(state, i)
+            if callback is not None:
+                state = callback(state, i) or state
+        samples = self.result(state)
+        seconds = time.perf_counter() - start
+        state = state.replace(problem=problem, prior=prior)
+        return SolveResult(samples=samples, nfe=counted_prior.calls, operator_calls=counted_op.calls,
+                           seconds=seconds, state=state)
+
+    # -- shared pieces --------------------------------------------------------------------
+    @staticmethod
+    def randn(state: State, step: int, stream: int = 0) -> Tensor:
+        """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob._rng`)."""
+        return _rng.randn(state.seeds, step, state.x.shape[1:], stream=stream,
+                          dtype=state.x.dtype, device=state.x.device)

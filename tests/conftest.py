@@ -1,0 +1,24 @@
+import pathlib
+
+import pytest
+import torch
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)
+
+
+def small_gmm(d_shape=(1, 2, 2), K=3, seed=0, dtype=torch.float64):
+    """A small random GMM with full-rank covariances (for brute-force checks)."""
+    from invprob.priors import GaussianMixturePrior
+
+    g = torch.Generator().manual_seed(seed)
+    d = int(torch.tensor(d_shape).prod())
+    w = torch.rand(K, generator=g, dtype=dtype) + 0.3
+    means = torch.randn((K, *d_shape), generator=g, dtype=dtype)
+    L = torch.randn((K, d, d), generator=g, dtype=dtype) * 0.5
+    covs = L @ L.transpose(1, 2) + 0.1 * torch.eye(d, dtype=dtype)
+    return GaussianMixturePrior(w / w.sum(), means, covs)

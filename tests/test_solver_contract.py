@@ -1,0 +1,109 @@
+"""Contract tests run over every registered solver preset (later solvers join automatically)."""
+
+import inspect
+
+import pytest
+import torch
+
+from conftest import small_gmm
+from invprob import Problem, noise, registry
+from invprob.errors import UnsupportedProblemError
+from invprob.operators import BlackBox, MatrixOperator
+from invprob.solvers import Solver
+
+# Keep the contract run short: solvers with a `num_steps` argument use few steps here.
+FAST_STEPS = 30
+
+SOLVER_PRESETS = registry.available()["solvers"]
+
+
+def build(name):
+    target = registry.load_preset("solvers", name)["_target_"] if name in registry._presets("solvers") else None
+    overrides = {}
+    if target is not None:
+        params = inspect.signature(registry._locate(target)).parameters
+        if "num_steps" in params:
+            overrides["num_steps"] = FAST_STEPS
+    return registry.get_solver(name, **overrides)
+
+
+def linear_problem(M=2, seed=0):
+    prior = small_gmm(d_shape=(1, 2, 2), K=3, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    op = MatrixOperator(torch.randn(3, 4, generator=g, dtype=torch.float64), (1, 2, 2))
+    x = prior.sample(M, g)
+    return prior, Problem.simulate(op, x, noise.Gaussian(0.1), generator=g)
+
+
+def test_there_are_solvers():
+    assert "dps" in SOLVER_PRESETS
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_shapes_finiteness_and_accounting(name):
+    solver = build(name)
+    assert isinstance(solver, Solver)
+    prior, problem = linear_problem(M=2)
+    result = solver.solve(problem, prior, num_samples=3, generator=0, progress=False)
+    assert result.samples.shape == (2, 3, 1, 2, 2)
+    assert torch.isfinite(result.samples).all()
+    assert result.nfe == solver.nfe_per_sample
+    assert result.operator_calls >= 1
+    assert result.seconds > 0
+    # samples of the same measurement differ (it is a sampler, not an optimiser)
+    assert (result.samples[0, 0] - result.samples[0, 1]).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_same_seed_same_sample_whatever_the_batch(name):
+    solver = build(name)
+    prior, problem = linear_problem(M=2)
+    full = solver.solve(problem, prior, num_samples=3, generator=5, progress=False).samples
+    alone = Problem(problem.operator, problem.measurement[1:], problem.noise)
+    single = solver.solve(alone, prior, num_samples=2, generator=5, progress=False).samples
+    assert torch.allclose(full[1, :2], single[0], atol=1e-10)
+    again = solver.solve(problem, prior, num_samples=1, generator=5, progress=False).samples
+    assert torch.allclose(full[:, :1], again, atol=1e-10)
+    other = solver.solve(problem, prior, num_samples=1, generator=6, progress=False).samples
+    assert not torch.allclose(again, other)
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_step_is_pure(name):
+    solver = build(name)
+    prior, problem = linear_problem(M=1)
+    state = solver.init(problem, prior, num_samples=2, generator=3)
+    a = solver.step(state, 0)
+    b = solver.step(state, 0)
+    assert torch.equal(a.x, b.x)
+    assert not torch.equal(a.x, state.x)
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_refuses_mismatched_prior_and_operator_at_init(name):
+    solver = build(name)
+    prior, problem = linear_problem()
+    other_prior = small_gmm(d_shape=(1, 3, 3), K=2)
+    with pytest.raises(UnsupportedProblemError, match="prior"):
+        solver.init(problem, other_prior, num_samples=1, generator=0)
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_gradient_solvers_refuse_black_boxes_at_init(name):
+    solver = build(name)
+    if "differentiable" not in solver.requires:
+        pytest.skip("derivative-free solver")
+    prior, problem = linear_problem()
+    A = problem.operator.A
+    box = BlackBox(lambda x: x.flatten(1) @ A.T, output_shape=(3,), x_shape=(1, 2, 2))
+    boxed = Problem(box, problem.measurement, problem.noise)
+    with pytest.raises(UnsupportedProblemError, match="black box"):
+        solver.init(boxed, prior, num_samples=1, generator=0)
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_num_samples_validated(name):
+    solver = build(name)
+    prior, problem = linear_problem()
+    with pytest.raises(ValueError, match="num_samples"):
+        solver.init(problem, prior, num_samples=0, generator=0)
