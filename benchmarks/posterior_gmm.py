@@ -69,6 +69,21 @@ def run(seed: int, num_samples: int, solvers: dict, problems=testbed.PROBLEMS, p
     return report
 
 
+def markdown_table(report: dict) -> str:
+    """One row per solver: SW2/floor, mean RMSE and 90 % coverage per problem, NFE."""
+    problems = list(report["problems"])
+    header = "| solver | " + " | ".join(f"{p}: SW2/floor · mean RMSE · cov90" for p in problems) + " | NFE |"
+    lines = [header, "|---" * (len(problems) + 2) + "|"]
+    for label in report["problems"][problems[0]]["solvers"]:
+        cells = []
+        for p in problems:
+            r = report["problems"][p]["solvers"][label]
+            cells.append(f"{r['ratio']:.2f} · {r['mean_rmse']:.3f} · {r['coverage90']:.2f}")
+        nfe = report["problems"][problems[0]]["solvers"][label]["nfe"]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {nfe} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=7, help="chooses the test-bed problem")
@@ -86,9 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     report["total_seconds"] = time.perf_counter() - start
     report["command"] = " ".join(["python", "benchmarks/posterior_gmm.py", *sys.argv[1:]])
     print(f"total {report['total_seconds']:.0f}s")
+    table = markdown_table(report)
+    print(table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+        with open(args.json.rsplit(".", 1)[0] + ".md", "w") as f:
+            f.write(f"`{report['command']}` ({report['num_samples']} samples, "
+                    f"{report['total_seconds']:.0f} s on {report['threads']} threads)\n\n{table}\n")
     return 0
 
 

@@ -39,11 +39,17 @@ class MatrixOperator(LinearOperator):
                              f"{A.shape[1]} columns; they must match.")
         super().__init__(x_shape=x_shape, y_shape=(A.shape[0],))
         self.register_buffer("A", A)
-        U, S, Vh = torch.linalg.svd(A, full_matrices=False)
-        keep = S > S.max() * max(A.shape) * torch.finfo(A.dtype).eps
-        self.register_buffer("_U", U[:, keep])
-        self.register_buffer("_S", S[keep])
-        self.register_buffer("_Vh", Vh[keep])
+        self._svd_cache: tuple = ((), None)
+
+    def _factors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Thin SVD of ``A`` (nonzero singular values only), recomputed whenever ``A`` changes
+        (``load_state_dict``, ``.to()``), so only ``A`` is state."""
+        key = (self.A.data_ptr(), self.A._version, self.A.dtype, self.A.device)
+        if self._svd_cache[0] != key:
+            U, S, Vh = torch.linalg.svd(self.A, full_matrices=False)
+            keep = S > S.max() * max(self.A.shape) * torch.finfo(self.A.dtype).eps
+            self._svd_cache = (key, (U[:, keep], S[keep], Vh[keep]))
+        return self._svd_cache[1]
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
@@ -56,24 +62,26 @@ class MatrixOperator(LinearOperator):
         return self.A
 
     def svd(self) -> SVD:
-        return SVD(singular_values=self._S,
-                   Vt=lambda x: x.flatten(1) @ self._Vh.T,
-                   V=lambda z: (z @ self._Vh).reshape(z.shape[0], *self.x_shape),
-                   Ut=lambda y: y @ self._U,
-                   U=lambda z: z @ self._U.T)
+        U, S, Vh = self._factors()
+        return SVD(singular_values=S,
+                   Vt=lambda x: x.flatten(1) @ Vh.T,
+                   V=lambda z: (z @ Vh).reshape(z.shape[0], *self.x_shape),
+                   Ut=lambda y: y @ U,
+                   U=lambda z: z @ U.T)
 
     def pinv(self, y: Tensor) -> Tensor:
-        z = (y @ self._U) / self._S
-        return (z @ self._Vh).reshape(y.shape[0], *self.x_shape)
+        U, S, Vh = self._factors()
+        return (((y @ U) / S) @ Vh).reshape(y.shape[0], *self.x_shape)
 
     def prox_data(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device).reshape(-1, 1)
         # In the right singular basis the normal equations decouple:
         # (s^2 + rho) c = s (U^T y) + rho (V^T z); the null-space part of z is kept.
+        U, S, Vh = self._factors()
         zf = z.flatten(1)
-        vz = zf @ self._Vh.T
-        coeff = (self._S * (y @ self._U) + rho * vz) / (self._S**2 + rho)
-        out = zf + (coeff - vz) @ self._Vh
+        vz = zf @ Vh.T
+        coeff = (S * (y @ U) + rho * vz) / (S**2 + rho)
+        out = zf + (coeff - vz) @ Vh
         return out.reshape(z.shape)
 
 

@@ -1,0 +1,77 @@
+"""Bad input gets a clear error naming the argument."""
+
+import pytest
+import torch
+
+from conftest import small_gmm
+from invprob import Problem, noise
+from invprob.errors import UnsupportedProblemError
+from invprob.operators import Identity, MatrixOperator
+from invprob.registry import get_solver
+
+
+def op():
+    return MatrixOperator(torch.randn(3, 4, dtype=torch.float64), (1, 2, 2))
+
+
+def test_measurement_shape_mismatch():
+    with pytest.raises(ValueError, match="`measurement` has shape"):
+        Problem(op(), torch.zeros(2, 4, dtype=torch.float64), noise.Gaussian(0.1))
+    with pytest.raises(ValueError, match="`measurement` has shape"):
+        Problem(op(), torch.zeros(3, dtype=torch.float64), noise.Gaussian(0.1))
+
+
+def test_nan_in_measurement():
+    y = torch.zeros(1, 3, dtype=torch.float64)
+    y[0, 1] = float("nan")
+    with pytest.raises(ValueError, match="`measurement` contains 1 NaN"):
+        Problem(op(), y, noise.Gaussian(0.1))
+
+
+def test_nonpositive_noise_and_sigma():
+    with pytest.raises(ValueError, match="sigma"):
+        noise.Gaussian(0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        noise.Gaussian(-0.05)
+    with pytest.raises(ValueError, match="rate"):
+        noise.Poisson(0)
+    prior = small_gmm()
+    with pytest.raises(ValueError, match="`sigma` must be > 0"):
+        prior.denoise(torch.zeros(1, 1, 2, 2, dtype=torch.float64), torch.tensor([-1.0]))
+    with pytest.raises(ValueError, match=r"`sigma` has shape \(3,\)"):
+        prior.denoise(torch.zeros(2, 1, 2, 2, dtype=torch.float64), torch.ones(3))
+
+
+def test_wrong_device():
+    y = torch.zeros(1, 3, dtype=torch.float64, device="meta")
+    with pytest.raises(ValueError, match="`measurement` is on meta"):
+        Problem(op(), y, noise.Gaussian(0.1))
+
+
+def test_prior_on_other_device_refused_at_init():
+    prior = small_gmm().to("meta")
+    problem = Problem(op(), torch.zeros(1, 3, dtype=torch.float64), noise.Gaussian(0.1))
+    with pytest.raises(UnsupportedProblemError, match="prior is on meta"):
+        get_solver("dps").init(problem, prior, num_samples=1, generator=0)
+
+
+def test_wrong_types():
+    with pytest.raises(TypeError, match="`operator`"):
+        Problem(lambda x: x, torch.zeros(1, 3), noise.Gaussian(0.1))
+    with pytest.raises(TypeError, match="`noise`"):
+        Problem(op(), torch.zeros(1, 3, dtype=torch.float64), 0.1)
+    with pytest.raises(TypeError, match="`measurement`"):
+        Problem(op(), [[0.0, 0.0, 0.0]], noise.Gaussian(0.1))
+    with pytest.raises(TypeError, match="`generator`"):
+        get_solver("dps").init(Problem(op(), torch.zeros(1, 3, dtype=torch.float64), noise.Gaussian(0.1)),
+                               small_gmm(), num_samples=1, generator="seed")
+
+
+def test_operator_input_checks():
+    A = op()
+    with pytest.raises(ValueError, match="`x` has shape"):
+        A(torch.zeros(2, 1, 3, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="complex"):
+        Identity((1, 2, 2))(torch.zeros(1, 1, 2, 2, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="x_shape"):
+        MatrixOperator(torch.zeros(3, 5), (1, 2, 2))

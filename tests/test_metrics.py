@@ -1,0 +1,49 @@
+import math
+
+import pytest
+import torch
+
+from invprob import metrics
+
+
+def test_sliced_wasserstein_of_shifted_gaussians(gen):
+    d, n = 16, 20000
+    shift = torch.full((d,), 0.5, dtype=torch.float64)
+    a = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    b = torch.randn(n, d, generator=gen, dtype=torch.float64) + shift
+    # Along a unit direction θ the two laws are N(0,1) and N(θ·shift, 1): W2 = |θ·shift|,
+    # and E[(θ·shift)²] = |shift|² / d over uniform directions.
+    expected = shift.norm() / math.sqrt(d)
+    sw = metrics.sliced_wasserstein(a, b, num_projections=2000, generator=gen)
+    assert abs(sw.item() - expected.item()) < 0.03
+    assert metrics.sliced_wasserstein(a, a, generator=gen).item() == 0.0
+
+
+def test_sliced_wasserstein_unequal_sizes_and_floor(gen):
+    a = torch.randn(3000, 4, generator=gen, dtype=torch.float64)
+    b = torch.randn(1000, 4, generator=gen, dtype=torch.float64)
+    assert metrics.sliced_wasserstein(a, b, generator=gen) < 0.1
+    floor = metrics.sliced_wasserstein_floor(lambda n, g: torch.randn(n, 4, generator=g, dtype=torch.float64),
+                                             1000, generator=gen)
+    assert 0 < floor < 0.1
+    with pytest.raises(ValueError, match="dimensions"):
+        metrics.sliced_wasserstein(a, torch.zeros(5, 3))
+
+
+def test_coverage_calibrated_and_not(gen):
+    samples = torch.randn(4000, 50, generator=gen, dtype=torch.float64)
+    exact = torch.randn(4000, 50, generator=gen, dtype=torch.float64)
+    assert abs(metrics.coverage(samples, exact, 0.9).item() - 0.9) < 0.01
+    assert metrics.coverage(0.3 * samples, exact, 0.9).item() < 0.5  # over-confident sampler
+
+
+def test_psnr_against_formula():
+    ref = torch.zeros(1, 1, 8, 8)
+    x = ref + 0.2  # in [-1,1] -> error 0.1 in [0,1] units
+    assert abs(metrics.psnr(x, ref).item() - 20.0) < 1e-4
+    assert metrics.ssim(ref + 0.0, ref).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_posterior_mean_error():
+    s = torch.ones(10, 1, 2, 2)
+    assert metrics.posterior_mean_error(s, torch.zeros(1, 2, 2)).item() == pytest.approx(1.0)
