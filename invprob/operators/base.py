@@ -18,7 +18,21 @@ from torch import Tensor, nn
 from .._checks import check_shape, check_tensor
 from ..errors import CapabilityError
 
-__all__ = ["Operator", "LinearOperator", "SVD"]
+__all__ = ["Operator", "LinearOperator", "SVD", "per_row"]
+
+
+def per_row(param: Tensor, batch: int, name: str = "parameter") -> Tensor:
+    """Match a parameter with its own batch dim ``P`` (per-measurement masks, kernels) to a
+    batch of ``batch`` rows. ``P = 1`` broadcasts; ``P = batch`` is used as is; otherwise
+    ``batch = P * K`` is read as K samples per measurement (the solvers' row order
+    ``m * K + k``) and each parameter is repeated K times."""
+    P = param.shape[0]
+    if P == 1 or P == batch:
+        return param
+    if batch % P:
+        raise ValueError(f"the operator's {name} has a batch of {P} but the input has {batch} rows; "
+                         f"give one {name} or one per measurement (input rows = measurements × samples).")
+    return param.repeat_interleave(batch // P, dim=0)
 
 
 @dataclass
@@ -78,7 +92,7 @@ class Operator(nn.Module):
 
     @property
     def has_pinv(self) -> bool:
-        return type(self).pinv is not Operator.pinv
+        return self.has_svd or type(self).pinv is not Operator.pinv
 
     def capabilities(self) -> dict[str, bool]:
         return {"linear": self.linear, "has_svd": self.has_svd, "has_pinv": self.has_pinv,
