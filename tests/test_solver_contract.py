@@ -24,13 +24,16 @@ def build(name):
         params = inspect.signature(registry._locate(target)).parameters
         if "num_steps" in params:
             overrides["num_steps"] = FAST_STEPS
+        if "ensemble_size" in params:
+            overrides["ensemble_size"] = 64
     return registry.get_solver(name, **overrides)
 
 
 def linear_problem(M=2, seed=0):
     prior = small_gmm(d_shape=(1, 2, 2), K=3, seed=seed)
     g = torch.Generator().manual_seed(seed)
-    op = MatrixOperator(torch.randn(3, 4, generator=g, dtype=torch.float64), (1, 2, 2))
+    A = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    op = MatrixOperator(0.9 * A / torch.linalg.matrix_norm(A, 2), (1, 2, 2))  # ‖A‖ = 0.9
     x = prior.sample(M, g)
     return prior, Problem.simulate(op, x, noise.Gaussian(0.1), generator=g)
 
@@ -46,6 +49,7 @@ def test_shapes_finiteness_and_accounting(name):
     prior, problem = linear_problem(M=2)
     result = solver.solve(problem, prior, num_samples=3, generator=0, progress=False)
     assert result.samples.shape == (2, 3, 1, 2, 2)
+    assert result.state.x.grad_fn is None  # no autograd graph leaks out of a step
     assert torch.isfinite(result.samples).all()
     assert result.nfe == solver.nfe_per_sample
     assert result.operator_calls >= 1
@@ -107,3 +111,51 @@ def test_num_samples_validated(name):
     prior, problem = linear_problem()
     with pytest.raises(ValueError, match="num_samples"):
         solver.init(problem, prior, num_samples=0, generator=0)
+
+
+def test_mcg_refuses_operators_without_pinv():
+    from invprob.operators import PhaseRetrieval
+
+    prior = small_gmm(d_shape=(1, 4, 4), K=2)
+    op = PhaseRetrieval((1, 4, 4))
+    problem = Problem.simulate(op, prior.sample(1, torch.Generator().manual_seed(0)).float(), noise.Gaussian(0.1))
+    with pytest.raises(UnsupportedProblemError, match="linear"):
+        registry.get_solver("mcg").init(problem, prior.float(), num_samples=1, generator=0)
+
+
+def test_enkg_runs_on_a_black_box_without_any_autograd_graph():
+    prior, problem = linear_problem(M=2)
+    A = problem.operator.A.numpy()
+    seen = []
+
+    def simulator(x):  # numpy code: no autograd possible
+        seen.append(torch.is_grad_enabled())
+        return x.reshape(x.shape[0], -1) @ A.T
+
+    box = BlackBox(simulator, output_shape=(3,), x_shape=(1, 2, 2), numpy=True)
+    boxed = Problem(box, problem.measurement, problem.noise)
+
+    class WatchedPrior(type(prior)):
+        def _denoise(self, x, sigma):
+            seen.append(torch.is_grad_enabled() or x.requires_grad)
+            return super()._denoise(x, sigma)
+
+    watched = WatchedPrior(prior.weights, prior.means.reshape(-1, 1, 2, 2), prior.covs)
+    solver = registry.get_solver("enkg", num_steps=20, ensemble_size=64)
+    result = solver.solve(boxed, watched, num_samples=4, generator=0, progress=False)
+    assert result.samples.shape == (2, 4, 1, 2, 2) and torch.isfinite(result.samples).all()
+    assert seen and not any(seen)  # neither the simulator nor the network ever saw autograd
+    assert result.samples.grad_fn is None
+    # the ensemble update pulls the particles towards the data
+    free = registry.get_solver("enkg", num_steps=20, ensemble_size=64, guidance_scale=0.0)
+    unguided = free.solve(boxed, watched, num_samples=4, generator=0, progress=False).samples
+    def misfit(s):
+        return (problem.operator(s.reshape(-1, 1, 2, 2)) - problem.measurement.repeat_interleave(4, 0)).norm()
+    assert misfit(result.samples) < misfit(unguided)
+
+
+def test_daps_refuses_an_unstable_langevin_step_at_init():
+    prior, problem = linear_problem()
+    big = MatrixOperator(3 * problem.operator.A, (1, 2, 2))
+    with pytest.raises(UnsupportedProblemError, match="unstable"):
+        registry.get_solver("daps").init(Problem(big, problem.measurement, problem.noise), prior, 1, 0)

@@ -1,6 +1,10 @@
-"""Posterior samplers on the common step API (DESIGN contract 4)."""
+"""Posterior samplers on the common step API (DESIGN contract 4), one file per method."""
 
 from .base import SolveResult, Solver, State
+from .daps import DAPS
 from .dps import DPS
+from .enkg import EnKG
+from .mcg import MCG
+from .reddiff import REDDiff
 
-__all__ = ["Solver", "State", "SolveResult", "DPS"]
+__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "EnKG"]

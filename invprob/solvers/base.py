@@ -120,12 +120,16 @@ class Solver:
 
     def _start(self, problem: Problem, prior: Prior, num_samples: int,
                generator: int | torch.Generator | None) -> State:
-        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-            raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
+        self._check_num_samples(num_samples)
         M = problem.num_measurements
         seeds = _rng.sample_seeds(generator, M, num_samples)
         measurement = problem.measurement.repeat_interleave(num_samples, dim=0)
         return self._init(problem, prior, measurement, seeds, M, num_samples)
+
+    @staticmethod
+    def _check_num_samples(num_samples: object) -> None:
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
 
     def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
               num_measurements: int, num_samples: int) -> State:

@@ -1,0 +1,165 @@
+"""Adapters: every network parameterisation converted to the σ-space denoiser, once.
+
+A network is a callable ``net(x_in, t) -> output`` on batches. The conversions
+(DESIGN contract 2), for ``x = x0 + σ n`` in σ-space:
+
+* VP / DDPM (ε-, v- or x0-prediction): ``ᾱ = 1/(1+σ²)``, the network sees
+  ``x_t = x / sqrt(1+σ²)`` at the (fractional) training timestep ``t`` whose ``ᾱ_t`` equals
+  ``ᾱ`` (log-σ interpolation between the discrete timesteps, as k-diffusion's
+  ``DiscreteSchedule``); ``x0 = (x_t − sqrt(1−ᾱ) ε)/sqrt(ᾱ)``, or
+  ``x0 = sqrt(ᾱ) x_t − sqrt(1−ᾱ) v``, or the output itself.
+* Rectified flow (``x_t = (1−t) x0 + t ε``, velocity ``v = ε − x0``): ``t = σ/(1+σ)``,
+  ``x_t = x/(1+σ)``, ``x0 = x_t − t v``; the network gets ``t · time_scale`` (diffusers'
+  flow models take ``1000 t``).
+* EDM (Karras et al. 2022): the raw network ``F`` is preconditioned,
+  ``D = c_skip x + c_out F(c_in x, c_noise)`` with ``σ_data`` (default 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .. import schedules
+from .base import Prior
+
+__all__ = ["VPPrior", "FlowPrior", "EDMPrior", "PREDICTIONS"]
+
+PREDICTIONS = ("epsilon", "v_prediction", "sample")
+
+
+def _bcast(v: Tensor, like: Tensor) -> Tensor:
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+class VPPrior(Prior):
+    """A discrete-time VP / DDPM network as a σ-space denoiser.
+
+    Args:
+        network: ``net(x_t (B, C, H, W), t (B,)) -> (B, C', H, W)``; with
+            ``learn_sigma`` the extra variance channels (``C' = 2C``, ADM) are dropped.
+        alphas_cumprod: ``(T,)`` ᾱ of the training schedule (e.g. ``scheduler.alphas_cumprod``).
+        prediction: ``'epsilon'``, ``'v_prediction'`` or ``'sample'`` (x0).
+        x_shape: image shape; ``None`` for fully convolutional networks (any size).
+        data_range: the data interval (default [-1, 1]).
+        learn_sigma: drop the second half of the output channels.
+        clip_denoised: clamp ``x0_hat`` to ``data_range``.
+    """
+
+    def __init__(self, network: Callable, alphas_cumprod: Tensor, prediction: str = "epsilon",
+                 x_shape: tuple[int, ...] | None = None, data_range: tuple[float, float] | None = (-1.0, 1.0),
+                 learn_sigma: bool = False, clip_denoised: bool = False) -> None:
+        super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"`prediction` must be one of {PREDICTIONS}, got {prediction!r}.")
+        self.network = network
+        self.prediction, self.learn_sigma, self.clip_denoised = prediction, learn_sigma, clip_denoised
+        self.x_shape = tuple(x_shape) if x_shape is not None else None
+        self.data_range = data_range
+        abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
+        if abar.dim() != 1 or not ((abar > 0) & (abar < 1)).all():
+            raise ValueError("`alphas_cumprod` must be a (T,) tensor with values in (0, 1).")
+        self.register_buffer("log_sigmas", schedules.sigma_from_alphas_cumprod(abar).log(), persistent=False)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.log_sigmas[0].exp())
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.log_sigmas[-1].exp())
+
+    def sigma_to_t(self, sigma: Tensor) -> Tensor:
+        """Fractional timestep with the same σ (linear in log σ between training timesteps)."""
+        log_sigma = sigma.to(torch.float64).log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
+        idx = torch.searchsorted(self.log_sigmas, log_sigma).clamp(1, len(self.log_sigmas) - 1)
+        lo, hi = self.log_sigmas[idx - 1], self.log_sigmas[idx]
+        w = (log_sigma - lo) / (hi - lo)
+        return (idx - 1).to(torch.float64) + w
+
+    def t_to_sigma(self, t: Tensor) -> Tensor:
+        t = t.to(torch.float64)
+        lo = t.floor().long().clamp(0, len(self.log_sigmas) - 1)
+        hi = (lo + 1).clamp(max=len(self.log_sigmas) - 1)
+        w = t - lo
+        return ((1 - w) * self.log_sigmas[lo] + w * self.log_sigmas[hi]).exp()
+
+    def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
+        t = self.sigma_to_t(sigma)
+        sigma = self.t_to_sigma(t).to(x.dtype)  # σ clamped to the schedule's range
+        abar = _bcast(1.0 / (1.0 + sigma**2), x)
+        x_t = x * abar.sqrt()
+        out = self.network(x_t, t.to(x.dtype))
+        if self.learn_sigma:
+            out = out[:, : x.shape[1]]
+        if out.shape != x.shape:
+            raise ValueError(f"the network returned {tuple(out.shape)} for input {tuple(x.shape)}; for ADM "
+                             f"checkpoints with learned variance pass learn_sigma=True.")
+        if self.prediction == "epsilon":
+            x0 = (x_t - (1 - abar).sqrt() * out) / abar.sqrt()
+        elif self.prediction == "v_prediction":
+            x0 = abar.sqrt() * x_t - (1 - abar).sqrt() * out
+        else:
+            x0 = out
+        if self.clip_denoised and self.data_range is not None:
+            x0 = x0.clamp(*self.data_range)
+        return x0
+
+
+class FlowPrior(Prior):
+    """A rectified-flow velocity network (``x_t = (1−t) x0 + t ε``, ``v = ε − x0``) as a σ-space
+    denoiser.
+
+    Args:
+        network: ``net(x_t, t · time_scale) -> v``.
+        time_scale: multiplier of ``t ∈ [0, 1]`` fed to the network (1000 for diffusers).
+        x_shape, data_range: as :class:`VPPrior`.
+    """
+
+    def __init__(self, network: Callable, time_scale: float = 1.0, x_shape: tuple[int, ...] | None = None,
+                 data_range: tuple[float, float] | None = (-1.0, 1.0)) -> None:
+        super().__init__()
+        self.network, self.time_scale = network, float(time_scale)
+        self.x_shape = tuple(x_shape) if x_shape is not None else None
+        self.data_range = data_range
+
+    def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
+        t = schedules.flow_time_from_sigma(sigma)
+        tb = _bcast(t, x)
+        x_t = x * (1 - tb)  # = x / (1 + σ)
+        v = self.network(x_t, t * self.time_scale)
+        return x_t - tb * v
+
+
+class EDMPrior(Prior):
+    """An EDM network: either already a denoiser ``D(x, σ)`` (``preconditioned=True``) or a
+    raw ``F`` wrapped with EDM's preconditioning (Karras et al. 2022, Table 1):
+    ``c_skip = σd²/(σ²+σd²)``, ``c_out = σ σd/sqrt(σ²+σd²)``, ``c_in = 1/sqrt(σ²+σd²)``,
+    ``c_noise = ln(σ)/4``.
+
+    Args:
+        network: ``net(x, σ) -> D`` or ``net(c_in x, c_noise) -> F``.
+        preconditioned: whether ``network`` is already ``D``.
+        sigma_data: σ_data (0.5).
+        x_shape, data_range: as :class:`VPPrior`.
+    """
+
+    def __init__(self, network: Callable, preconditioned: bool = False, sigma_data: float = 0.5,
+                 x_shape: tuple[int, ...] | None = None, data_range: tuple[float, float] | None = (-1.0, 1.0)) -> None:
+        super().__init__()
+        self.network, self.preconditioned, self.sigma_data = network, preconditioned, float(sigma_data)
+        self.x_shape = tuple(x_shape) if x_shape is not None else None
+        self.data_range = data_range
+
+    def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
+        if self.preconditioned:
+            return self.network(x, sigma)
+        s = _bcast(sigma, x)
+        sd2 = self.sigma_data**2
+        c_skip = sd2 / (s**2 + sd2)
+        c_out = s * self.sigma_data / (s**2 + sd2).sqrt()
+        c_in = 1 / (s**2 + sd2).sqrt()
+        return c_skip * x + c_out * self.network(c_in * x, sigma.log() / 4)

@@ -1,0 +1,109 @@
+"""Loading pretrained priors from local files, safely (no pickled code is ever executed).
+
+* :func:`load_state_dict` reads ``.safetensors`` with safetensors and anything else with
+  ``torch.load(weights_only=True)``; a pickled object, a truncated file or a checksum
+  mismatch is a clear error naming the file.
+* :func:`from_diffusers` builds a σ-space prior from a local diffusers directory holding a
+  ``UNet2DModel`` and its scheduler config (DDPM / DDIM / Euler → :class:`VPPrior` with the
+  scheduler's ``prediction_type``; ``FlowMatchEulerDiscreteScheduler`` → :class:`FlowPrior`).
+  Never downloads (``local_files_only=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .adapters import FlowPrior, VPPrior
+
+__all__ = ["sha256", "load_state_dict", "from_diffusers", "CheckpointError"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, corrupt, tampered, unsafe or mismatched."""
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, Tensor]:
+    """Tensors of a checkpoint file, verified against ``expected_sha256`` when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}" + (f" (expected sha256 {expected_sha256})"
+                                                                if expected_sha256 else ""))
+    if expected_sha256 is not None:
+        actual = sha256(path)
+        if actual != expected_sha256:
+            raise CheckpointError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected_sha256}; "
+                                  f"the file is corrupt, truncated or not the published weights.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types
+            raise CheckpointError(f"cannot read {path} as safetensors: {err}") from err
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"refusing to load {path}: it is not a plain tensor checkpoint loadable with "
+                              f"weights_only=True (pickled code or a corrupt file): {err}") from err
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors.")
+    return state
+
+
+class _UNetCall(nn.Module):
+    """``net(x, t) -> unet(x, t).sample`` so a diffusers UNet fits the adapters (and moves with ``.to``)."""
+
+    def __init__(self, unet: nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.unet(x.to(self.unet.dtype), t.to(self.unet.dtype)).sample.to(x.dtype)
+
+
+def from_diffusers(path: str | Path, data_range: tuple[float, float] = (-1.0, 1.0), clip_denoised: bool = False,
+                   torch_dtype: torch.dtype = torch.float32):
+    """A σ-space prior from a local diffusers pipeline directory (``unet/`` + ``scheduler/``)
+    or a bare model directory with a ``scheduler_config.json`` beside it."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"diffusers model directory not found: {path}")
+    unet_dir = path / "unet" if (path / "unet").is_dir() else path
+    sched_file = next((p for p in (path / "scheduler" / "scheduler_config.json", path / "scheduler_config.json")
+                       if p.is_file()), None)
+    if sched_file is None:
+        raise CheckpointError(f"no scheduler config in {path} (looked for scheduler/scheduler_config.json "
+                              f"and scheduler_config.json); the noise schedule is needed to interpret the network.")
+    try:
+        unet = UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True, torch_dtype=torch_dtype)
+    except Exception as err:
+        raise CheckpointError(f"cannot load a UNet2DModel from {unet_dir}: {err}") from err
+    unet.eval().requires_grad_(False)
+    config = json.loads(sched_file.read_text())
+    x_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size) \
+        if isinstance(unet.config.sample_size, int) else None
+    network = _UNetCall(unet)
+    if "FlowMatch" in config.get("_class_name", ""):
+        return FlowPrior(network, time_scale=config.get("num_train_timesteps", 1000), x_shape=x_shape,
+                         data_range=data_range)
+    scheduler = DDPMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    learn_sigma = unet.config.out_channels == 2 * unet.config.in_channels
+    return VPPrior(network, scheduler.alphas_cumprod, prediction=scheduler.config.prediction_type,
+                   x_shape=x_shape, data_range=data_range, learn_sigma=learn_sigma, clip_denoised=clip_denoised)

@@ -1,0 +1,155 @@
+"""DAPS — Decoupled Annealing Posterior Sampling (Zhang et al., 2024), Algorithm 1."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..priors.base import Prior
+from ..problem import Problem
+from ..errors import UnsupportedProblemError
+from ._common import euler_ode, poly_sigmas, spectral_norm, squared_residual
+from .base import Solver, State
+
+__all__ = ["DAPS"]
+
+
+@dataclass(kw_only=True)
+class DAPSState(State):
+    """DAPS state; ``x`` is the annealed variable ``x_t = x0 + σ_t n`` (σ-space)."""
+
+    data_fit: Tensor  # (B,) ‖A(x0y) − y‖² after the Langevin chain
+
+
+class DAPS(Solver):
+    r"""Decoupled annealing: ODE to ``x̂0``, Langevin on ``p(x0 | x_t, y)``, re-noise.
+
+    For each annealing level ``σ_i`` (EDM poly-7 grid from ``sigma_max`` to ``sigma_min``,
+    then 0):
+
+    1. ``x̂0`` = ``ode_steps`` Euler steps of the probability-flow ODE from ``x_t`` at ``σ_i``
+       down to ``ode_sigma_min`` (poly-7 grid);
+    2. ``langevin_steps`` Langevin steps on ``x0``, started at ``x̂0``, with
+       ``∇ log p = −∇‖A(x0) − y‖²/τ² − (x0 − x̂0)/σ_i²`` and step ``lr`` decayed linearly
+       to ``lr · lr_min_ratio``: ``x0 ← x0 + lr ∇ log p + sqrt(2 lr) ε``;
+    3. ``x_t = x0 + σ_{i+1} ε``.
+
+    As in the official code the data term is ``‖A(x0) − y‖² / τ²`` (no ½): it is the
+    likelihood of Gaussian noise with variance ``τ²/2``, so ``τ = √2 σ_y`` matches the
+    noise model — preset ``daps-sigma-y``, which derives τ from the problem (``tau=None``).
+    The paper's ``τ = 0.01`` trusts the data more than σ_y = 0.05 warrants. The learning
+    rate decay uses ``i / (num_steps + 1)`` as the official code does.
+
+    NFE per sample = ``num_steps · ode_steps`` (200 × 5 = 1000 for DAPS-1K);
+    ``num_steps · langevin_steps`` operator evaluations with gradients. Works with any
+    differentiable operator, linear or not (phase retrieval).
+
+    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 1.36 on inpainting at the paper
+    settings, which are refused on the Gaussian matrix (lr·‖A‖²/τ² = 1.81 > 1: unstable);
+    ``daps-sigma-y`` 2.00 / 1.67 with 90 % coverage 0.96 / 0.92. Prior: 22.8 / 12.8.
+
+    Args:
+        num_steps: annealing levels (200; ``configs/sampler/edm_daps.yaml``).
+        sigma_max, sigma_min: annealing range (100, 0.1; same file).
+        ode_steps: Euler steps per ODE solve (5; ``diffusion_scheduler_config``).
+        ode_sigma_min: where each ODE solve stops (0.01; same).
+        langevin_steps: Langevin steps per level (100; ``configs/task/*.yaml``, pixel).
+        lr: Langevin step size (1e-4 for SR, Gaussian blur, random inpainting; 5e-5 for box
+            inpainting, motion blur, phase retrieval — presets ``daps-*``).
+        tau: τ of the data term (0.01 in every task config); ``None`` ⇒ ``√2 σ_y`` from a
+            Gaussian noise model.
+        lr_min_ratio: final / initial step size (0.01).
+        rho: exponent of the poly-ρ grids (7).
+
+    References:
+        | Improving Diffusion Inverse Problem Solving with Decoupled Noise Annealing
+        | (Zhang, Chu, Berner, Meng, Anandkumar & Song, 2024) https://arxiv.org/abs/2407.01521
+    """
+
+    requires = ("differentiable",)
+
+    def __init__(self, num_steps: int = 200, sigma_max: float = 100.0, sigma_min: float = 0.1,
+                 ode_steps: int = 5, ode_sigma_min: float = 0.01, langevin_steps: int = 100,
+                 lr: float = 1e-4, tau: float | None = 0.01, lr_min_ratio: float = 0.01, rho: float = 7.0) -> None:
+        for name, value in (("num_steps", num_steps), ("ode_steps", ode_steps)):
+            if int(value) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {value}.")
+        if tau is not None and not tau > 0:
+            raise ValueError(f"`tau` must be > 0 or None (derive from σ_y), got {tau}.")
+        if not lr > 0:
+            raise ValueError(f"`lr` must be > 0, got {lr}.")
+        self.num_steps, self.ode_steps, self.langevin_steps = int(num_steps), int(ode_steps), int(langevin_steps)
+        self.sigma_max, self.sigma_min, self.ode_sigma_min = sigma_max, sigma_min, ode_sigma_min
+        self.lr, self.tau, self.lr_min_ratio, self.rho = lr, tau, lr_min_ratio, rho
+        # The official scheduler keeps num_steps + 1 grid points and uses the first num_steps.
+        self.annealing = poly_sigmas(sigma_max, sigma_min, self.num_steps + 1, rho)[:-1] + [0.0]
+
+    @property
+    def nfe_per_sample(self) -> int:
+        return self.num_steps * self.ode_steps
+
+    def _tau(self, problem: Problem) -> float:
+        if self.tau is not None:
+            return self.tau
+        return math.sqrt(2.0) * problem.noise.sigma
+
+    def check(self, problem: Problem, prior: Prior) -> None:
+        super().check(problem, prior)
+        if self.tau is None and not hasattr(problem.noise, "sigma"):
+            raise UnsupportedProblemError(f"DAPS with tau=None derives τ from Gaussian noise; got "
+                                          f"{type(problem.noise).__name__}. Give `tau` explicitly.")
+        op = problem.operator
+        if op.linear and op.x_shape is not None:
+            # The Langevin data step multiplies the residual along the top singular direction
+            # by 1 − 2 lr s²/τ²: beyond lr s²/τ² = 1 it grows every step and ends in NaN.
+            s_max = spectral_norm(op, prior.dtype, problem.measurement.device)
+            ratio = self.lr * s_max**2 / self._tau(problem) ** 2
+            if ratio > 1 + 1e-3:
+                raise UnsupportedProblemError(
+                    f"DAPS's Langevin step is unstable for this operator: lr·‖A‖²/τ² = {ratio:.2f} > 1 "
+                    f"(lr={self.lr:g}, ‖A‖={s_max:.3g}, τ={self._tau(problem):.3g}); use lr <= "
+                    f"{self._tau(problem) ** 2 / s_max**2:.3g} or a larger tau.")
+
+    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
+              num_measurements: int, num_samples: int) -> DAPSState:
+        B = measurement.shape[0]
+        zeros = torch.zeros((B, *prior.x_shape), dtype=prior.dtype, device=measurement.device)
+        state = DAPSState(x=zeros, x0_hat=zeros, sigma=zeros.new_full((B,), self.annealing[0]), seeds=seeds,
+                          measurement=measurement, num_measurements=num_measurements, num_samples=num_samples,
+                          problem=problem, prior=prior, data_fit=zeros.new_zeros(B))
+        return state.replace(x=self.sigma_max * self.randn(state, step=-1))  # x_T ~ N(0, σ_max² I)
+
+    def step(self, state: DAPSState, i: int) -> DAPSState:
+        sigma = self.annealing[i]
+        # 1. reverse diffusion: x̂0 by the probability-flow ODE
+        with torch.no_grad():
+            x0_hat = euler_ode(state.prior, state.x, poly_sigmas(sigma, self.ode_sigma_min, self.ode_steps + 1, self.rho))
+        # 2. Langevin dynamics on p(x0 | x_t, y) ∝ p(y | x0) N(x0; x̂0, σ_i² I)
+        tau2 = self._tau(state.problem) ** 2
+        lr = self.lr * (1 + i / (self.num_steps + 1) * (self.lr_min_ratio - 1))
+        noise = self._langevin_noise(state, i)
+        x0 = x0_hat
+        for j in range(self.langevin_steps):
+            x0 = x0.detach().requires_grad_(True)
+            with torch.enable_grad():
+                loss = squared_residual(state.problem.operator, x0, state.measurement)
+                (grad,) = torch.autograd.grad(loss.sum(), x0)
+            score = -grad / tau2 + (x0_hat - x0.detach()) / sigma**2
+            x0 = x0.detach() + lr * score + (2 * lr) ** 0.5 * noise[:, j]
+        with torch.no_grad():
+            data_fit = squared_residual(state.problem.operator, x0, state.measurement)
+        # 3. forward diffusion to the next level
+        sigma_next = self.annealing[i + 1]
+        x_next = x0 + sigma_next * self.randn(state, step=i) if sigma_next > 0 else x0
+        B = x0.shape[0]
+        return state.replace(x=x_next, x0_hat=x0_hat, sigma=x0.new_full((B,), sigma_next), data_fit=data_fit)
+
+    def _langevin_noise(self, state: State, i: int) -> Tensor:
+        """All Langevin noise of level ``i`` in one draw per sample: ``(B, L, *x_shape)``."""
+        from .. import _rng
+
+        return _rng.randn(state.seeds, i, (self.langevin_steps, *state.x.shape[1:]), stream=1,
+                          dtype=state.x.dtype, device=state.x.device)
