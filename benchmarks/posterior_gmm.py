@@ -40,8 +40,34 @@ SOLVERS = {
     "enkg": ("enkg", {}),
     "enkg-gmm-tuned": ("enkg-gmm-tuned", {}),
 }
+# deepinv's samplers on the same exact denoiser (deepinv.sampling.DPS with its default
+# weight 1.0 and 1000 steps; DiffPIR with its defaults, 100 iterations).
+DEEPINV = {"deepinv DPS (defaults)": "dps", "deepinv DiffPIR (defaults)": "diffpir"}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
+
+
+def run_deepinv(kind: str, problem, prior, num_samples: int, seed: int):
+    """Samples ``(N, *x_shape)``, NFE and seconds of a deepinv sampler on our problem and prior."""
+    import deepinv
+
+    from invprob.operators import to_deepinv
+    from invprob.priors.deepinv_bridge import to_deepinv_denoiser
+
+    physics = to_deepinv(problem.operator)
+    denoiser = to_deepinv_denoiser(prior)
+    y = problem.measurement.expand(num_samples, *problem.measurement.shape[1:]).clone()
+    start = time.perf_counter()
+    if kind == "dps":
+        sampler = deepinv.sampling.DPS(denoiser, num_steps=1000, dtype=torch.float64,
+                                       rng=torch.Generator().manual_seed(seed))
+        samples, nfe = sampler(y, physics, x_init=(num_samples, *prior.x_shape), seed=seed), 1000
+    else:
+        sampler = deepinv.sampling.DiffPIR(denoiser, deepinv.optim.data_fidelity.L2(),
+                                           sigma=problem.noise.sigma, max_iter=100)
+        torch.manual_seed(seed)  # DiffPIR draws from the global generator
+        samples, nfe = sampler(y, physics), 100
+    return samples.to(torch.float64), nfe, time.perf_counter() - start
 
 
 def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, seed: int) -> dict:
@@ -52,7 +78,9 @@ def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, see
             "coverage90": coverage(samples, exact, 0.9).item()}
 
 
-def run(seed: int, num_samples: int, solvers: dict, problems=testbed.PROBLEMS, progress: bool = False) -> dict:
+def run(seed: int, num_samples: int, solvers: dict, problems=testbed.PROBLEMS, progress: bool = False,
+        deepinv_solvers: dict | None = None) -> dict:
+    deepinv_solvers = DEEPINV if deepinv_solvers is None else deepinv_solvers
     report = {"seed": seed, "num_samples": num_samples, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "problems": {}}
@@ -66,6 +94,10 @@ def run(seed: int, num_samples: int, solvers: dict, problems=testbed.PROBLEMS, p
         start = time.perf_counter()
         rows["prior (no data)"] = {**evaluate(prior.sample(num_samples, g), exact, post, floor, seed),
                                    "nfe": 0, "seconds": time.perf_counter() - start}
+        for label, kind in deepinv_solvers.items():
+            samples, nfe, seconds = run_deepinv(kind, problem, prior, num_samples, seed)
+            rows[label] = {**evaluate(samples, exact, post, floor, seed), "nfe": nfe, "seconds": seconds}
+            print(f"{name:16s} {label:34s} SW2/floor {rows[label]['ratio']:7.2f}  NFE {nfe}  {seconds:.1f}s", flush=True)
         for label, (preset, overrides) in solvers.items():
             solver = get_solver(preset, **overrides)
             try:
@@ -115,12 +147,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of the presets, sweep DPS's scale over these values")
     args = parser.parse_args(argv)
     solvers = dict(SOLVERS, **(MATCHED if args.matched else {}))
+    deepinv_solvers = DEEPINV
     if args.solvers:
         solvers = {k: v for k, v in solvers.items() if k in args.solvers}
+        deepinv_solvers = {k: v for k, v in DEEPINV.items() if k in args.solvers}
     if args.scales:
         solvers = {f"dps scale {s}": ("dps", {"scale": s}) for s in args.scales}
+        deepinv_solvers = {}
     start = time.perf_counter()
-    report = run(args.seed, args.num_samples, solvers, progress=args.progress)
+    report = run(args.seed, args.num_samples, solvers, progress=args.progress, deepinv_solvers=deepinv_solvers)
     report["total_seconds"] = time.perf_counter() - start
     report["command"] = " ".join(["python", "benchmarks/posterior_gmm.py", *sys.argv[1:]])
     print(f"total {report['total_seconds']:.0f}s")

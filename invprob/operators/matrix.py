@@ -53,10 +53,10 @@ class MatrixOperator(LinearOperator):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        return x.flatten(1) @ self.A.T
+        return x.flatten(1) @ self.A.T.to(x.dtype)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        return (y @ self.A).reshape(y.shape[0], *self.x_shape)
+        return (y @ self.A.to(y.dtype)).reshape(y.shape[0], *self.x_shape)
 
     def matrix(self) -> Tensor:
         return self.A
