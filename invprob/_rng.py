@@ -1,13 +1,14 @@
 """Per-sample random streams: a sample's noise depends only on its own seed and the step.
 
-Sample ``k`` of a solve seeded with ``S`` draws its step-``i`` noise from a generator seeded
-with ``mix(mix(S, k), i, stream)``. Hence the same seed gives the same sample whatever the
+Sample ``k`` of a solve seeded with ``S`` gets the seed ``mix(S, k)``; its step-``i`` noise is a
+counter-based function of that seed, ``i`` and a stream number (:func:`randn`). Hence the same seed gives the same sample whatever the
 batch size, whatever other samples share the batch, and ``step(state, i)`` is a pure
 function of ``(state, i)`` (re-running a step reproduces it, so states can be checkpointed).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Sequence
 
@@ -53,14 +54,50 @@ def sample_seeds(generator: int | torch.Generator | None, num_measurements: int,
     return torch.tensor(per_k * num_measurements, dtype=torch.int64)
 
 
+def _to_signed(value: int) -> int:
+    value &= _MASK
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN = _to_signed(0x9E3779B97F4A7C15)
+_MUL1 = _to_signed(0xBF58476D1CE4E5B9)
+_MUL2 = _to_signed(0x94D049BB133111EB)
+
+
+def _srl(z: Tensor, k: int) -> Tensor:
+    """Logical right shift of int64 tensors (``>>`` is arithmetic on signed integers)."""
+    return (z >> k) & ((1 << (64 - k)) - 1)
+
+
+def _splitmix64_tensor(z: Tensor) -> Tensor:
+    """Vectorised splitmix64 on int64 tensors (two's-complement wrap-around arithmetic)."""
+    z = z + _GOLDEN
+    z = (z ^ _srl(z, 30)) * _MUL1
+    z = (z ^ _srl(z, 27)) * _MUL2
+    return z ^ _srl(z, 31)
+
+
 def randn(seeds: Tensor | Sequence[int], step: int, shape: Sequence[int], *, stream: int = 0,
           dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
-    """Standard normal ``(B, *shape)``; row ``b`` comes from ``mix(seeds[b], step, stream)``."""
+    """Standard normal ``(B, *shape)``; row ``b`` is a function of ``(seeds[b], step, stream)`` only.
+
+    A counter-based generator: splitmix64 hashes of (row key, element index) give uniform
+    bits, Box–Muller turns pairs into normals. Vectorised over the batch, so per-sample
+    streams cost no more than one ``torch.randn``; integer arithmetic makes it identical on
+    every device.
+    """
     device = torch.device(device)
-    gen = torch.Generator(device=device)  # one per call, re-seeded per row: no shared state
-    seeds = seeds.tolist() if isinstance(seeds, Tensor) else list(seeds)
-    out = torch.empty((len(seeds), *shape), dtype=dtype, device=device)
-    for b, seed in enumerate(seeds):
-        gen.manual_seed(mix(seed, step, stream))
-        out[b] = torch.randn(tuple(shape), generator=gen, dtype=dtype, device=device)
-    return out
+    seeds = torch.as_tensor(seeds, dtype=torch.int64).to(device)
+    n = 1
+    for size in shape:
+        n *= int(size)
+    salt = _to_signed(mix(step, stream))
+    keys = _splitmix64_tensor(_splitmix64_tensor(seeds) ^ salt)  # (B,)
+    pairs = (n + 1) // 2
+    counter = torch.arange(2 * pairs, dtype=torch.int64, device=device)
+    bits = _splitmix64_tensor(keys[:, None] ^ _splitmix64_tensor(counter)[None])  # (B, 2·pairs)
+    uniform = (_srl(bits, 11).to(torch.float64) + 0.5) / float(1 << 53)  # in (0, 1)
+    radius = (-2.0 * uniform[:, :pairs].log()).sqrt()
+    angle = 2.0 * math.pi * uniform[:, pairs:]
+    normal = torch.cat([radius * angle.cos(), radius * angle.sin()], dim=1)[:, :n]
+    return normal.reshape(len(seeds), *shape).to(dtype)

@@ -46,8 +46,8 @@ class DPS(Solver):
         prior contract.
 
     Measured (``benchmarks/posterior_gmm.py --seed 7``, GMM test bed, d = 64, σ_y = 0.05,
-    500 samples): SW2/floor 4.79 (inpainting) and 3.39 (Gaussian matrix) at ζ = 1; 1.77 and
-    1.53 at ζ = 0.1 (``dps-gmm-tuned``); the prior itself is at 22.8 and 12.8.
+    500 samples): SW2/floor 4.72 (inpainting) and 3.62 (Gaussian matrix) at ζ = 1; 1.70 and
+    1.65 at ζ = 0.1 (``dps-gmm-tuned``); the prior itself is at 22.8 and 12.8.
 
     Args:
         scale: guidance step ζ. Default 1.0 (``PosteriorSampling`` default in the official

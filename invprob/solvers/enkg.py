@@ -44,9 +44,9 @@ class EnKG(Solver):
     never interact. NFE per sample: ``num_steps`` Euler steps plus the inner ODE solves
     (see ``nfe_per_sample``); ``num_updates`` operator calls per guided step.
 
-    Measured (GMM test bed, seed 7, 500 samples): the released γ = 2 gives SW2/floor 26.2 /
-    24.1 (inpainting / Gaussian matrix) — worse than the prior (22.8 / 12.8): the normalised
-    update overshoots; γ = 0.1 (``enkg-gmm-tuned``, ensemble 512) gives 3.04 / 2.47.
+    Measured (GMM test bed, seed 7, 500 samples): the released γ = 2 gives SW2/floor 27.4 /
+    19.6 (inpainting / Gaussian matrix) — worse than the prior (22.8 / 12.8): the normalised
+    update overshoots; γ = 0.1 (``enkg-gmm-tuned``, ensemble 512) gives 2.74 / 1.96.
 
     Args:
         guidance_scale: γ (2.0; ``configs/algorithm/enkg.yaml`` of the official code).

@@ -27,8 +27,8 @@ class MCG(DPS):
 
     NFE per sample = ``num_steps``; two operator calls and one ``pinv`` per step.
 
-    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 9.42 / 6.22 (inpainting /
-    Gaussian matrix) at ζ = 1, 2.13 / 2.00 at ζ = 0.1 (``mcg-gmm-tuned``); prior: 22.8 / 12.8.
+    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 9.35 / 6.41 (inpainting /
+    Gaussian matrix) at ζ = 1, 2.11 / 2.04 at ζ = 0.1 (``mcg-gmm-tuned``); prior: 22.8 / 12.8.
 
     Args:
         scale: gradient step ζ (the DPS code's ``mcg`` conditioning uses its ``scale``

@@ -43,8 +43,8 @@ class REDDiff(Solver):
 
     NFE per sample = ``num_steps``; one operator call (with gradient) per step.
 
-    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 5.20 / 6.87 (inpainting /
-    Gaussian matrix) with 50 steps, 3.68 / 4.45 with 1000; posterior-mean RMSE 0.016 / 0.032 at
+    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 5.18 / 6.88 (inpainting /
+    Gaussian matrix) with 50 steps, 3.66 / 4.51 with 1000; posterior-mean RMSE 0.015 / 0.029 at
     1000 steps but under-dispersed (90 % coverage 0.42 / 0.57). Prior: 22.8 / 12.8.
 
     Args:
