@@ -3,7 +3,11 @@ import pathlib
 import pytest
 import torch
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+import os
+
+# The shared real data (../shared/data next to the repository, or $INVPROB_DATA).
+DATA = pathlib.Path(os.environ.get("INVPROB_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA} (set INVPROB_DATA)")
 
 
 @pytest.fixture

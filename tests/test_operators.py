@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA
+from conftest import DATA, needs_data
 from invprob import registry
 from invprob.operators import (MRI, CodedDiffraction, FromDeepinv, GaussianBlur, Inpainting, KernelBlur,
                                MotionBlur, MultiCoilMRI, PhaseRetrieval, SuperResolution, estimate_coil_maps,
@@ -108,6 +108,7 @@ def test_gaussian_kernel_matches_scipy():
     assert np.allclose(gaussian_kernel(61, 3.0).numpy(), gaussian_filter(delta, 3.0), atol=1e-12)
 
 
+@needs_data
 def test_circular_blur_matches_deepinv_blurfft():
     import deepinv
 
@@ -119,6 +120,7 @@ def test_circular_blur_matches_deepinv_blurfft():
     assert torch.allclose(ours.adjoint(x).float(), ref.A_adjoint(x.float()), atol=1e-5)
 
 
+@needs_data
 def test_reflect_blur_matches_scipy_convolve():
     from scipy.ndimage import convolve
 
