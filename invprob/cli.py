@@ -11,13 +11,17 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[:1] == ["train"]:
+        from .training import main as train_main
+
+        return train_main(argv[1:])
     if argv[:1] == ["list"]:
         from .registry import available
 
         for group, names in available().items():
             print(f"{group}: {', '.join(names)}")
         return 0
-    print("usage: invprob {demo,list}", file=sys.stderr)
+    print("usage: invprob {demo,list,train}", file=sys.stderr)
     return 2
 
 

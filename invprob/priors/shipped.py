@@ -1,0 +1,51 @@
+"""Priors shipped inside the package (``invprob/weights/<name>/``: ``model.safetensors`` with
+the EMA weights + ``config.json``), trained by :mod:`invprob.training`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .adapters import EDMPrior, FlowPrior
+from .loading import CheckpointError, _UNetCall, load_state_dict
+
+__all__ = ["load_shipped", "prior_from_network", "WEIGHTS"]
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def prior_from_network(unet, config: dict):
+    """Wrap a trained ``UNet2DModel`` by its objective: EDM-preconditioned denoiser or flow."""
+    x_shape = tuple(config["x_shape"])
+    data_range = tuple(config.get("data_range", (-1.0, 1.0)))
+    network = _UNetCall(unet.eval().requires_grad_(False))
+    if config["objective"] == "edm":
+        return EDMPrior(network, preconditioned=False, sigma_data=config["sigma_data"], x_shape=x_shape,
+                        data_range=data_range)
+    if config["objective"] == "flow":
+        return FlowPrior(network, time_scale=1000.0, x_shape=x_shape, data_range=data_range)
+    raise CheckpointError(f"unknown objective {config['objective']!r} in the prior's config.json.")
+
+
+def load_shipped(name: str, folder: str | Path | None = None, fully_convolutional: bool = False):
+    """Load shipped prior ``name`` (or the trained run in ``folder``) without any download.
+
+    With ``fully_convolutional`` the prior accepts any image size (``x_shape`` is dropped)."""
+    from diffusers import UNet2DModel
+
+    folder = Path(folder) if folder is not None else WEIGHTS / name
+    config_file, weights = folder / "config.json", folder / "model.safetensors"
+    if not config_file.is_file() or not weights.is_file():
+        raise CheckpointError(f"prior {name!r}: expected {config_file} and {weights}; train it with "
+                              f"`invprob train` (see README) or reinstall the package.")
+    config = json.loads(config_file.read_text())
+    unet = UNet2DModel(**config["unet"])
+    state = load_state_dict(weights, config.get("sha256"))
+    try:
+        unet.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"weights in {weights} do not match the architecture in {config_file}: {err}") from err
+    prior = prior_from_network(unet, config)
+    if fully_convolutional:
+        prior.x_shape = None
+    return prior

@@ -1,0 +1,1 @@
+"""Shipped prior weights: one folder per prior (``model.safetensors`` + ``config.json``)."""
