@@ -11,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv[:1] == ["solve"]:
+        from .solve_app import main as solve_main
+
+        return solve_main(argv[1:])
     if argv[:1] == ["train"]:
         from .training import main as train_main
 
@@ -21,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         for group, names in available().items():
             print(f"{group}: {', '.join(names)}")
         return 0
-    print("usage: invprob {demo,list,train}", file=sys.stderr)
+    print("usage: invprob {solve,demo,list,train}", file=sys.stderr)
     return 2
 
 

@@ -1,0 +1,189 @@
+"""``invprob solve``: the Hydra application — simulate or load a measurement, sample the
+posterior, write samples, mean, std, a comparison figure and ``metrics.json`` to the run dir."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger("invprob")
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def _load_truth(path: str, prior, dtype) -> torch.Tensor:
+    from .io import load_image
+
+    from hydra.utils import to_absolute_path
+
+    p = Path(to_absolute_path(path))  # the run dir is the cwd: resolve against the launch dir
+    if not p.exists():
+        raise UserError(f"input not found: {p}")
+    if p.suffix == ".npy":
+        x = torch.as_tensor(np.load(p, allow_pickle=False))
+        x = x[None] if prior.x_shape is not None and x.dim() == len(prior.x_shape) else x
+    else:
+        x = load_image(p, gray=(prior.x_shape is None or prior.x_shape[0] == 1))
+    if prior.x_shape is not None and tuple(x.shape[1:]) != tuple(prior.x_shape):
+        raise UserError(f"input {p} has shape {tuple(x.shape[1:])} but the prior models {tuple(prior.x_shape)}; "
+                        f"resize or crop it, or choose another prior.")
+    return x.to(dtype)
+
+
+def run(cfg) -> dict:
+    from hydra.utils import instantiate
+
+    from . import noise as noise_models
+    from .metrics import psnr, ssim
+    from .problem import Problem
+
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
+    out = Path.cwd()
+    if cfg.skip_done and (out / "metrics.json").is_file():
+        log.info("skipping: %s already has metrics.json", out)
+        return json.loads((out / "metrics.json").read_text())
+    device = torch.device(cfg.device)
+    prior = instantiate(cfg.prior).to(device=device, dtype=dtype)
+    operator = instantiate(cfg.operator).to(device=device, dtype=dtype)
+    solver = instantiate(cfg.solver)
+    noise = noise_models.Gaussian(cfg.noise_sigma)
+    truth = None
+    if cfg.measurement is not None:
+        from hydra.utils import to_absolute_path
+
+        p = Path(to_absolute_path(cfg.measurement))
+        if not p.is_file():
+            raise UserError(f"measurement file not found: {p}")
+        data = np.load(p, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            if "y" not in data.files:
+                raise UserError(f"{p} has keys {data.files}; expected `y` (and optionally `coil_maps`).")
+            data = data["y"]
+        problem = Problem(operator, torch.as_tensor(data).to(device), noise)
+    else:
+        if cfg.input is not None:
+            truth = _load_truth(cfg.input, prior, dtype).to(device)
+        elif hasattr(prior, "sample"):
+            truth = prior.sample(1, torch.Generator().manual_seed(cfg.seed)).to(device=device, dtype=dtype)
+        else:
+            raise UserError("give `input=<image or .npy>` (ground truth) or `measurement=<.npy>`: this prior "
+                            "cannot draw a ground truth itself.")
+        if operator.x_shape is not None and tuple(truth.shape[1:]) != tuple(operator.x_shape):
+            raise UserError(f"the ground truth is {tuple(truth.shape[1:])} but the operator acts on "
+                            f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input.")
+        problem = Problem.simulate(operator, truth, noise, generator=torch.Generator(device).manual_seed(cfg.seed))
+    result = solver.solve(problem, prior, num_samples=cfg.num_samples, generator=cfg.seed, progress=not cfg.quiet)
+    samples = result.samples.detach().cpu()
+    mean, std = samples.mean(1), samples.std(1) if samples.shape[1] > 1 else torch.zeros_like(samples[:, 0])
+    np.save(out / "samples.npy", samples.numpy())
+    np.save(out / "mean.npy", mean.numpy())
+    np.save(out / "std.npy", std.numpy())
+    with torch.no_grad():
+        residual = (operator(mean.to(device=device, dtype=dtype)) - problem.measurement).abs().flatten(1).norm(dim=1)
+        rel = (residual / problem.measurement.abs().flatten(1).norm(dim=1)).cpu()
+    metrics = {"solver": type(solver).__name__, "num_samples": cfg.num_samples, "nfe_per_sample": result.nfe,
+               "operator_calls": result.operator_calls, "seconds": result.seconds,
+               "data_consistency_rel_residual_of_mean": rel.tolist()}
+    if device.type == "cuda":
+        metrics["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+    else:
+        import resource
+
+        metrics["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rng = prior.data_range
+    if truth is not None and truth.dim() == 4 and rng is not None:
+        metrics["psnr_mean"] = psnr(mean, truth.cpu(), rng).tolist()
+        metrics["ssim_mean"] = ssim(mean, truth.cpu(), rng).tolist()
+    elif truth is not None:
+        metrics["rmse_mean"] = (mean - truth.cpu()).flatten(1).pow(2).mean(1).sqrt().tolist()
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _figure(out, truth, problem, samples, mean, std, rng)
+    print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
+    return metrics
+
+
+def _figure(out: Path, truth, problem, samples, mean, std, data_range) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    op = problem.operator
+    panels = []
+    if truth is not None:
+        panels.append(("truth", truth[0].cpu()))
+    y = problem.measurement[:1]
+    if y.dim() == 4 and not y.is_complex():
+        panels.append(("measurement", y[0].cpu()))
+    if op.linear:
+        with torch.no_grad():
+            back = op.pinv(y) if op.has_pinv else op.adjoint(y)
+        panels.append(("pinv" if op.has_pinv else "adjoint", back[0].detach().cpu().real))
+    panels += [("posterior mean", mean[0]), ("posterior std", std[0])]
+    panels += [(f"sample {k}", samples[0, k]) for k in range(min(3, samples.shape[1]))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.5))
+    lo, hi = data_range if data_range is not None else (float(mean.min()), float(mean.max()))
+    for ax, (title, img) in zip(np.atleast_1d(axes), panels):
+        img = img.float()
+        img = img[0] if img.dim() == 3 and img.shape[0] == 1 else (img.permute(1, 2, 0) if img.dim() == 3 else img)
+        is_std = "std" in title
+        ax.imshow(img.clamp(lo, hi) if not is_std and img.dim() == 2 else img,
+                  cmap="magma" if is_std else "gray", vmin=None if is_std else lo, vmax=None if is_std else hi)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "figure.png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the Hydra app with the config groups of :func:`invprob.registry.config_dir`."""
+    import hydra
+    from omegaconf import DictConfig
+
+    from .registry import config_dir
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    groups = config_dir()
+    # Hydra's group names are singular (solver=..., operator=..., prior=...): link them to the folders.
+    search = Path(__file__).resolve().parent / "conf"
+    flags = [a for a in argv if a.startswith("-")]  # Hydra's flags (-m, --cfg job, ...) come first
+    overrides = flags + [f"hydra.searchpath=[file://{_group_root(groups)}]"] + [a for a in argv if not a.startswith("-")]
+    code = {"value": 0}
+
+    @hydra.main(config_path=str(search), config_name="config", version_base=None)
+    def _app(cfg: DictConfig) -> None:
+        try:
+            run(cfg)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            code["value"] = 2
+
+    saved = sys.argv
+    sys.argv = [saved[0]] + overrides
+    try:
+        _app()
+    finally:
+        sys.argv = saved
+    return code["value"]
+
+
+def _group_root(groups: Path) -> Path:
+    """A folder whose ``solver/``, ``operator/``, ``prior/`` point at the preset folders."""
+    import tempfile
+
+    root = Path(tempfile.gettempdir()) / f"invprob-hydra-{abs(hash(str(groups)))}"
+    root.mkdir(exist_ok=True)
+    for singular, plural in (("solver", "solvers"), ("operator", "operators"), ("prior", "priors")):
+        link = root / singular
+        if not link.exists():
+            link.symlink_to(groups / plural, target_is_directory=True)
+    return root
