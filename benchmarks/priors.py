@@ -22,7 +22,11 @@ from invprob.registry import get_prior
 from invprob.training import load_images, sample_unconditional
 
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
-HELD_APART = {"mnist": lambda: load_images("mnist", 32, holdout=500)[1]}  # MNIST test images 9500-9999
+def _mnist_held_apart():
+    return load_images("mnist", 32, holdout=500)[1]  # MNIST test images 9500-9999
+
+
+HELD_APART = {"mnist": _mnist_held_apart}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
