@@ -59,6 +59,8 @@ class DPS(Solver):
             (1000, 1e-4, 0.02).
         clip_denoised: clamp ``x0_hat`` to the prior's ``data_range`` before the update and
             the gradient (``clip_denoised: True`` in ``diffusion_config.yaml``).
+        gradient_checkpointing: recompute the network's activations during backpropagation
+            instead of storing them (less memory, one extra forward pass per step).
 
     References:
         | Diffusion Posterior Sampling for General Noisy Inverse Problems (Chung et al., 2023)
@@ -68,12 +70,14 @@ class DPS(Solver):
     requires = ("differentiable",)
 
     def __init__(self, scale: float = 1.0, num_steps: int = 1000, num_timesteps: int = 1000,
-                 beta_start: float = 1e-4, beta_end: float = 0.02, clip_denoised: bool = True) -> None:
+                 beta_start: float = 1e-4, beta_end: float = 0.02, clip_denoised: bool = True,
+                 gradient_checkpointing: bool = False) -> None:
         if not scale >= 0:
             raise ValueError(f"`scale` (ζ) must be >= 0, got {scale}.")
         self.scale = float(scale)
         self.num_steps = int(num_steps)
         self.clip_denoised = bool(clip_denoised)
+        self.gradient_checkpointing = bool(gradient_checkpointing)
         self.schedule = DDPMSchedule(self.num_steps, num_timesteps, beta_start, beta_end)
 
     @property
@@ -94,7 +98,13 @@ class DPS(Solver):
         """One DDPM ancestral step with the DPS correction; returns ``(x_{t−1}, x0_hat, ‖y − A(x0_hat)‖)``."""
         x_t = state.x.detach().requires_grad_(True)
         with torch.enable_grad():
-            x0_hat = self.schedule.denoise(state.prior, x_t, i)
+            if self.gradient_checkpointing:
+                # Memory saver: keep no activations of the network; recompute them in backward.
+                from torch.utils.checkpoint import checkpoint
+
+                x0_hat = checkpoint(self.schedule.denoise, state.prior, x_t, i, use_reentrant=False)
+            else:
+                x0_hat = self.schedule.denoise(state.prior, x_t, i)
             if self.clip_denoised and state.prior.data_range is not None:
                 x0_hat = x0_hat.clamp(*state.prior.data_range)
             residual = state.measurement - state.problem.operator(x0_hat)
