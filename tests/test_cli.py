@@ -48,7 +48,17 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path):
     assert unknown.returncode != 0 and "dps" in unknown.stderr  # Hydra lists the available options
 
 
-def test_list_shows_every_group(tmp_path):
-    proc = invprob(["list"], tmp_path)
-    assert proc.returncode == 0
-    assert "solvers:" in proc.stdout and "daps" in proc.stdout and "mnist" in proc.stdout
+def test_list_shows_every_group_weights_and_plugins(tmp_path):
+    import os
+
+    (tmp_path / "myplugin.py").write_text("from invprob.solvers import DPS\nclass MySolver(DPS):\n    pass\n")
+    dist = tmp_path / "myplugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[invprob.solvers]\nmy-solver = myplugin:MySolver\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "invprob.cli", "list"], cwd=tmp_path, capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "solvers:" in proc.stdout and "  daps" in proc.stdout and "  my-solver" in proc.stdout
+    assert "mnist  (weights present)" in proc.stdout
