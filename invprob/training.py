@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Adapter exactness on analytic models, diffusers round trips, safe checkpoint loading."""
 
-import math
 
 import pytest
 import torch

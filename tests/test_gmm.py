@@ -1,6 +1,5 @@
 """The analytic priors against brute force: denoiser vs Monte Carlo, posterior vs importance sampling."""
 
-import math
 
 import pytest
 import torch

@@ -9,7 +9,6 @@ adjoint, SVD in Fourier, pseudo-inverse and data prox).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import LinearOperator, Operator
+from .base import Operator
 
 __all__ = ["FromDeepinv", "to_deepinv"]
 

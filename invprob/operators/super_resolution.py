@@ -3,7 +3,6 @@ block averaging). Separable ⇒ exact adjoint and an exact SVD from two small SV
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

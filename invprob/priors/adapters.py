@@ -17,11 +17,10 @@ A network is a callable ``net(x_in, t) -> output`` on batches. The conversions
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import schedules
 from .base import Prior

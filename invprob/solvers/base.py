@@ -123,17 +123,30 @@ class Solver:
         self._check_num_samples(num_samples)
         M = problem.num_measurements
         seeds = _rng.sample_seeds(generator, M, num_samples)
-        measurement = problem.measurement.repeat_interleave(num_samples, dim=0)
-        return self._init(problem, prior, measurement, seeds, M, num_samples)
+        start = {"seeds": seeds, "measurement": problem.measurement.repeat_interleave(num_samples, dim=0),
+                 "num_measurements": M, "num_samples": num_samples, "problem": problem, "prior": prior}
+        return self._init(start)
 
     @staticmethod
     def _check_num_samples(num_samples: object) -> None:
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
 
-    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
-              num_measurements: int, num_samples: int) -> State:
+    def _init(self, start: dict[str, Any]) -> State:
+        """Build the first state from ``start`` (the shared fields: seeds, repeated measurement,
+        ``num_measurements``, ``num_samples``, problem, prior), e.g. with :meth:`_new_state`."""
         raise NotImplementedError
+
+    @staticmethod
+    def _zeros(start: dict[str, Any]) -> Tensor:
+        """Zeros ``(B, *x_shape)`` in the prior's dtype on the measurement's device."""
+        prior, measurement = start["prior"], start["measurement"]
+        return torch.zeros((measurement.shape[0], *prior.x_shape), dtype=prior.dtype, device=measurement.device)
+
+    @staticmethod
+    def _new_state(state_cls: type, start: dict[str, Any], x: Tensor, sigma: float, **extra: Any) -> State:
+        """A ``state_cls`` at iterate ``x`` (also used as ``x0_hat``) and noise level ``sigma``."""
+        return state_cls(x=x, x0_hat=x, sigma=x.new_full((x.shape[0],), sigma), **start, **extra)
 
     def step(self, state: State, i: int) -> State:
         raise NotImplementedError

@@ -113,13 +113,9 @@ class DAPS(Solver):
                     f"(lr={self.lr:g}, ‖A‖={s_max:.3g}, τ={self._tau(problem):.3g}); use lr <= "
                     f"{self._tau(problem) ** 2 / s_max**2:.3g} or a larger tau.")
 
-    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
-              num_measurements: int, num_samples: int) -> DAPSState:
-        B = measurement.shape[0]
-        zeros = torch.zeros((B, *prior.x_shape), dtype=prior.dtype, device=measurement.device)
-        state = DAPSState(x=zeros, x0_hat=zeros, sigma=zeros.new_full((B,), self.annealing[0]), seeds=seeds,
-                          measurement=measurement, num_measurements=num_measurements, num_samples=num_samples,
-                          problem=problem, prior=prior, data_fit=zeros.new_zeros(B))
+    def _init(self, start: dict) -> DAPSState:
+        zeros = self._zeros(start)
+        state = self._new_state(DAPSState, start, zeros, self.annealing[0], data_fit=zeros.new_zeros(len(zeros)))
         return state.replace(x=self.sigma_max * self.randn(state, step=-1))  # x_T ~ N(0, σ_max² I)
 
     def step(self, state: DAPSState, i: int) -> DAPSState:

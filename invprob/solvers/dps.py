@@ -7,8 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..priors.base import Prior
-from ..problem import Problem
 from ._common import DDPMSchedule
 from .base import Solver, State
 
@@ -84,14 +82,9 @@ class DPS(Solver):
     def nfe_per_sample(self) -> int:
         return self.num_steps
 
-    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
-              num_measurements: int, num_samples: int) -> DPSState:
-        B = measurement.shape[0]
-        x_T = torch.zeros((B, *prior.x_shape), dtype=prior.dtype, device=measurement.device)
-        state = DPSState(x=x_T, x0_hat=x_T, sigma=x_T.new_full((B,), self.schedule.sigma(0)), seeds=seeds,
-                         measurement=measurement, num_measurements=num_measurements,
-                         num_samples=num_samples, problem=problem, prior=prior,
-                         residual_norm=x_T.new_zeros(B))
+    def _init(self, start: dict) -> DPSState:
+        zeros = self._zeros(start)
+        state = self._new_state(DPSState, start, zeros, self.schedule.sigma(0), residual_norm=zeros.new_zeros(len(zeros)))
         return state.replace(x=self.randn(state, step=-1))  # x_T ~ N(0, I)
 
     def guided_step(self, state: DPSState, i: int) -> tuple[Tensor, Tensor, Tensor]:

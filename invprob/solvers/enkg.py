@@ -97,13 +97,9 @@ class EnKG(Solver):
         state = super()._start(problem, prior, ensemble, generator)
         return state.replace(num_samples=num_samples)
 
-    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
-              num_measurements: int, num_samples: int) -> EnKGState:
-        B = measurement.shape[0]
-        zeros = torch.zeros((B, *prior.x_shape), dtype=prior.dtype, device=measurement.device)
-        state = EnKGState(x=zeros, x0_hat=zeros, sigma=zeros.new_full((B,), self.sigmas[0]), seeds=seeds,
-                          measurement=measurement, num_measurements=num_measurements, num_samples=num_samples,
-                          problem=problem, prior=prior, ensemble_size=num_samples)
+    def _init(self, start: dict) -> EnKGState:
+        state = self._new_state(EnKGState, start, self._zeros(start), self.sigmas[0],
+                                ensemble_size=start["num_samples"])
         return state.replace(x=self.sigma_max * self.randn(state, step=-1))
 
     def _scale(self, i: int) -> float:
@@ -115,11 +111,10 @@ class EnKG(Solver):
     def _update(self, state: EnKGState, particles: Tensor, i: int) -> Tensor:
         M, N = state.num_measurements, state.ensemble_size
         sigma = self.sigmas[i]
-        steps = self._ode_steps(i)
-        inner = [sigma] if steps == 1 else poly_sigmas(sigma, 0.002, steps, self.rho)
+        # The official inner ODE: poly-ρ grid from σ_i to 0.002, then 0 (one step = the denoiser).
+        inner = poly_sigmas(sigma, 0.002, self._ode_steps(i), self.rho) + [0.0]
         for _ in range(self.num_updates):
-            x0s = euler_ode(state.prior, particles, inner + [0.0]) if steps > 1 else \
-                state.prior.denoise(particles, particles.new_full((particles.shape[0],), sigma))
+            x0s = euler_ode(state.prior, particles, inner)
             ys = state.problem.operator(x0s)
             ys_err = (ys - state.measurement).reshape(M, N, -1)
             ys_group = ys.reshape(M, N, -1)

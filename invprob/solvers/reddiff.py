@@ -9,8 +9,6 @@ import torch
 from torch import Tensor
 
 from .. import schedules
-from ..priors.base import Prior
-from ..problem import Problem
 from .base import Solver, State
 
 __all__ = ["REDDiff"]
@@ -79,18 +77,12 @@ class REDDiff(Solver):
     def nfe_per_sample(self) -> int:
         return self.num_steps
 
-    def _init(self, problem: Problem, prior: Prior, measurement: Tensor, seeds: Tensor,
-              num_measurements: int, num_samples: int) -> REDDiffState:
-        op = problem.operator
+    def _init(self, start: dict) -> REDDiffState:
+        op, measurement = start["problem"].operator, start["measurement"]
         with torch.no_grad():
-            mu = op.pinv(measurement) if op.has_pinv else torch.zeros(
-                (measurement.shape[0], *prior.x_shape), dtype=prior.dtype, device=measurement.device)
-        mu = mu.to(prior.dtype)
+            mu = op.pinv(measurement).to(start["prior"].dtype) if op.has_pinv else self._zeros(start)
         zeros = torch.zeros_like(mu)
-        B = mu.shape[0]
-        return REDDiffState(x=mu, x0_hat=mu, sigma=mu.new_full((B,), self._sigma(0)), seeds=seeds,
-                            measurement=measurement, num_measurements=num_measurements, num_samples=num_samples,
-                            problem=problem, prior=prior, adam_m=zeros, adam_v=zeros)
+        return self._new_state(REDDiffState, start, mu, self._sigma(0), adam_m=zeros, adam_v=zeros)
 
     def _sigma(self, i: int) -> float:
         return ((1 - self.abar[i]) / self.abar[i]) ** 0.5
