@@ -75,3 +75,16 @@ def test_operator_input_checks():
         Identity((1, 2, 2))(torch.zeros(1, 1, 2, 2, dtype=torch.complex64))
     with pytest.raises(ValueError, match="x_shape"):
         MatrixOperator(torch.zeros(3, 5), (1, 2, 2))
+
+
+@pytest.mark.parametrize("name,kwargs,match", [
+    ("dps", {"scale": -1.0}, "scale"),
+    ("daps", {"lr": 0.0}, "lr"),
+    ("daps", {"tau": -0.1}, "tau"),
+    ("reddiff", {"lr": -0.1}, "lr"),
+    ("enkg", {"guidance_scale": -2.0}, "guidance_scale"),
+    ("enkg", {"ensemble_size": 1}, "ensemble_size"),
+])
+def test_bad_solver_arguments_are_named(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        get_solver(name, **kwargs)

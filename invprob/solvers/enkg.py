@@ -70,6 +70,10 @@ class EnKG(Solver):
                  sigma_max: float = 80.0, sigma_min: float = 0.002, rho: float = 7.0,
                  threshold_start: float = 0.05, threshold_end: float = 0.05,
                  ensemble_size: int | None = 2048, lr_min_ratio: float = 0.0) -> None:
+        if not guidance_scale >= 0:
+            raise ValueError(f"`guidance_scale` must be >= 0, got {guidance_scale}.")
+        if int(num_updates) < 0 or int(num_steps) < 1:
+            raise ValueError(f"need `num_updates` >= 0 and `num_steps` >= 1, got {num_updates}, {num_steps}.")
         if ensemble_size is not None and ensemble_size < 2:
             raise ValueError(f"`ensemble_size` must be >= 2 (covariances need particles), got {ensemble_size}.")
         self.guidance_scale, self.num_updates, self.num_steps = float(guidance_scale), int(num_updates), int(num_steps)

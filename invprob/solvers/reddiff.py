@@ -65,6 +65,8 @@ class REDDiff(Solver):
                  beta_end: float = 0.02) -> None:
         if not 1 <= num_steps <= num_timesteps:
             raise ValueError(f"`num_steps` must be in [1, {num_timesteps}], got {num_steps}.")
+        if not lr > 0:
+            raise ValueError(f"`lr` (Adam step) must be > 0, got {lr}.")
         self.num_steps, self.lr = int(num_steps), float(lr)
         self.grad_term_weight, self.obs_weight = float(grad_term_weight), float(obs_weight)
         alphas_cumprod = schedules.alphas_cumprod_from_betas(
