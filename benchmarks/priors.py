@@ -11,22 +11,42 @@ Usage: python benchmarks/priors.py [--priors mnist] [--num-images 64]
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import torch
 
 from invprob.io import save_image
+from invprob.priors.shipped import WEIGHTS
 from invprob.metrics import psnr
 from invprob.registry import get_prior
 from invprob.training import load_images, sample_unconditional
 
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+
 def _mnist_held_apart():
     return load_images("mnist", 32, holdout=500)[1]  # MNIST test images 9500-9999
 
 
-HELD_APART = {"mnist": _mnist_held_apart}
+def _set12_held_apart():
+    """Set12, centre 256×256 crops (01–07 are 256×256 already; 08–12 are 512×512)."""
+    from invprob import data
+    from invprob.io import load_image
+
+    images = [load_image(p) for p in sorted(data.path("set12").glob("*.png"))]
+    return torch.cat([x[..., (x.shape[-2] - 256) // 2:][..., :256, (x.shape[-1] - 256) // 2:][..., :256]
+                      for x in images])
+
+
+def _brain_held_apart():
+    return load_images("brain-mri", 128, holdout=5, resize=128)[1]  # slices 36-40
+
+
+HELD_APART = {"mnist": _mnist_held_apart, "mnist-flow": _mnist_held_apart, "natural-gray": _set12_held_apart,
+              "brain-mri": _brain_held_apart}
+SAMPLE_SHAPE = {"natural-gray": (1, 64, 64)}  # fully convolutional: sample 64×64 patches
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -40,11 +60,17 @@ def evaluate(name: str, num_images: int, seed: int = 0) -> dict:
         noisy = clean + sigma * torch.randn(clean.shape, generator=g)
         denoised = prior.denoise(noisy, sigma)
         rows[sigma] = (psnr(noisy, clean).mean().item(), psnr(denoised, clean).mean().item())
+    if prior.x_shape is None:
+        prior.x_shape = SAMPLE_SHAPE[name]
     samples = sample_unconditional(prior, 16, seed=seed)
     C, H, W = prior.x_shape
     grid = samples.reshape(4, 4, C, H, W).permute(2, 0, 3, 1, 4).reshape(C, 4 * H, 4 * W)
     save_image(grid, RESULTS / f"prior_{name}_samples.png")
-    return rows
+    return rows, clean.shape[0]
+
+
+DESCRIPTION = {"mnist": "MNIST 9500+", "mnist-flow": "MNIST 9500+", "natural-gray": "Set12 256² crops",
+               "brain-mri": "brain slices 36–40, 128²"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,12 +83,20 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|" + "---|" * len(SIGMAS)]
     start = time.perf_counter()
     for name in args.priors:
-        rows = evaluate(name, args.num_images)
+        rows, n = evaluate(name, args.num_images)
         cells = " | ".join(f"{rows[s][0]:.2f} → {rows[s][1]:.2f}" for s in SIGMAS)
-        lines.append(f"| `{name}` | {args.num_images} | {cells} |")
+        lines.append(f"| `{name}` | {n} {DESCRIPTION[name]} | {cells} |")
         print(lines[-1], flush=True)
+    lines += ["", "| prior | objective | parameters | training steps | how it was trained |", "|---|---|---|---|---|"]
+    for name in args.priors:
+        config = json.loads((WEIGHTS / name / "config.json").read_text())
+        training = config["training"]
+        n = sum(p.numel() for p in get_prior(name).parameters())
+        lines.append(f"| `{name}` | {config['objective']} | {n / 1e6:.2f} M | {training.get('steps_done')} | "
+                     f"{training.get('note', 'CPU, `invprob train` with the settings in its config.json')} |")
     text = (f"`python benchmarks/priors.py --num-images {args.num_images}` ({time.perf_counter() - start:.0f} s, CPU). "
-            f"PSNR on images in [-1, 1] mapped to [0, 1]; mean over the held-apart images.\n\n" + "\n".join(lines) + "\n")
+            f"PSNR on images in [-1, 1] mapped to [0, 1]; mean over the held-apart images "
+            f"(σ is in [-1, 1] units: σ = 0.1 is 12.75/255 on a [0, 255] scale).\n\n" + "\n".join(lines) + "\n")
     (RESULTS / "priors.md").write_text(text)
     print(text)
     return 0

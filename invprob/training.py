@@ -30,7 +30,12 @@ __all__ = ["TrainConfig", "train", "load_images", "build_unet", "edm_loss", "flo
 class TrainConfig:
     """Training settings. ``objective``: ``'edm'`` (denoiser, EDM preconditioning and loss) or
     ``'flow'`` (rectified-flow velocity). Defaults: EDM's σ_data = 0.5, P_mean = −1.2,
-    P_std = 1.2 (Karras et al. 2022, Table 1); Adam lr 2e-4; EMA decay 0.999."""
+    P_std = 1.2 (Karras et al. 2022, Table 1); Adam lr 2e-4; EMA decay 0.999.
+
+    ``data``: see :func:`load_images`; ``resize`` resizes whole images (antialiased bicubic) before
+    the random ``image_size`` crops; ``flips``: random left-right flips per sample; ``device``:
+    where to train (``'cuda'`` on a GPU); ``amp``: bf16 autocast for the network (GPU).
+    ``max_minutes`` stops early (with a checkpoint) once exceeded."""
 
     data: str = "mnist"
     out: str = "runs/mnist"
@@ -49,18 +54,30 @@ class TrainConfig:
     block_out_channels: tuple[int, ...] = (32, 64, 64)
     layers_per_block: int = 1
     holdout: int = 500
+    resize: int | None = None
     flips: bool = False
     max_minutes: float | None = None
+    device: str = "cpu"
+    amp: bool = False
     extra: dict = field(default_factory=dict)
 
 
-def load_images(data: str, image_size: int, holdout: int = 0) -> tuple[Tensor, Tensor]:
+BUILTIN = {"train400": "train400", "brain-mri": "mri_brain_images"}  # names → folders of the shared data
+
+
+def load_images(data: str, image_size: int, holdout: int = 0, resize: int | None = None) -> tuple[Tensor, Tensor]:
     """``(train, held_apart)`` image tensors ``(N, C, H, W)`` in [-1, 1].
 
-    ``data``: ``'mnist'`` (the shared MNIST test images, zero-padded 28 → 32), a ``.npy`` file
-    ``(N, H, W)`` or ``(N, C, H, W)`` in [0, 1] or uint8, or a folder of images (grayscale).
-    The last ``holdout`` images are kept apart for evaluation.
+    ``data``: ``'mnist'`` (the shared MNIST test images, zero-padded 28 → 32), ``'train400'``
+    (the 400 180×180 BSD crops of DnCNN), ``'brain-mri'`` (the 40 brain MR slices, 256×256, in
+    file order), a ``.npy`` file ``(N, H, W)`` or ``(N, C, H, W)`` in [0, 1] or uint8, or a
+    folder of images (grayscale). ``resize`` resizes each image to ``resize × resize``
+    (antialiased bicubic). The last ``holdout`` images are kept apart for evaluation.
     """
+    if data in BUILTIN:
+        from . import data as shared
+
+        data = str(shared.path(BUILTIN[data]))
     if data == "mnist":
         from . import data as shared
 
@@ -81,6 +98,9 @@ def load_images(data: str, image_size: int, holdout: int = 0) -> tuple[Tensor, T
         if not files:
             raise FileNotFoundError(f"no images found in {data}")
         x = torch.cat([(load_image(p) + 1) / 2 for p in files])
+    if resize is not None:
+        x = torch.nn.functional.interpolate(x, size=(resize, resize), mode="bicubic", antialias=True,
+                                            align_corners=False).clamp(0, 1)
     x = x * 2 - 1
     return (x[:-holdout], x[-holdout:]) if holdout else (x, x[:0])
 
@@ -98,13 +118,15 @@ def build_unet(config: TrainConfig):
 def edm_loss(unet, x0: Tensor, gen: torch.Generator, config: TrainConfig) -> Tensor:
     """EDM loss: ``λ(σ) ‖D(x0 + σn, σ) − x0‖²``, ``ln σ ~ N(P_mean, P_std²)``, ``λ = (σ²+σd²)/(σσd)²``."""
     B = x0.shape[0]
-    sigma = (config.p_mean + config.p_std * torch.randn(B, generator=gen)).exp()
-    noise = torch.randn(x0.shape, generator=gen)
+    sigma = (config.p_mean + config.p_std * torch.randn(B, generator=gen, device=x0.device)).exp()
+    noise = torch.randn(x0.shape, generator=gen, device=x0.device)
     s = sigma.reshape(-1, 1, 1, 1)
     sd = config.sigma_data
     x = x0 + s * noise
     c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt(), 1 / (s**2 + sd**2).sqrt()
-    denoised = c_skip * x + c_out * unet(c_in * x, sigma.log() / 4).sample
+    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=config.amp):
+        out = unet(c_in * x, sigma.log() / 4).sample
+    denoised = c_skip * x + c_out * out.float()
     weight = (s**2 + sd**2) / (s * sd) ** 2
     return (weight * (denoised - x0) ** 2).mean()
 
@@ -113,32 +135,41 @@ def flow_loss(unet, x0: Tensor, gen: torch.Generator, config: TrainConfig) -> Te
     """Rectified flow: ``x_t = (1−t) x0 + t ε``, regress ``v = ε − x0`` with ``t`` logit-normal
     (Esser et al. 2024); the network sees ``1000 t``."""
     B = x0.shape[0]
-    t = torch.sigmoid(torch.randn(B, generator=gen)).clamp(1e-4, 1 - 1e-4)
-    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.sigmoid(torch.randn(B, generator=gen, device=x0.device)).clamp(1e-4, 1 - 1e-4)
+    noise = torch.randn(x0.shape, generator=gen, device=x0.device)
     tb = t.reshape(-1, 1, 1, 1)
     x_t = (1 - tb) * x0 + tb * noise
-    return ((unet(x_t, t * 1000).sample - (noise - x0)) ** 2).mean()
+    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=config.amp):
+        v = unet(x_t, t * 1000).sample
+    return ((v.float() - (noise - x0)) ** 2).mean()
 
 
 def _batch(train_x: Tensor, step: int, config: TrainConfig) -> tuple[Tensor, torch.Generator]:
-    gen = torch.Generator().manual_seed(mix(config.seed, step))
-    idx = torch.randint(0, train_x.shape[0], (config.batch_size,), generator=gen)
+    dev = train_x.device
+    gen = torch.Generator(device=dev).manual_seed(mix(config.seed, step))
+    B, s = config.batch_size, config.image_size
+    idx = torch.randint(0, train_x.shape[0], (B,), generator=gen, device=dev)
     x = train_x[idx]
-    H = x.shape[-1]
-    if H > config.image_size:  # random crops
-        i, j = torch.randint(0, H - config.image_size + 1, (2,), generator=gen).tolist()
-        x = x[..., i : i + config.image_size, j : j + config.image_size]
-    if config.flips and bool(torch.rand((), generator=gen) < 0.5):
-        x = x.flip(-1)
-    return x, gen
+    H, W = x.shape[-2:]
+    if H > s or W > s:  # an independent random crop per sample
+        i = torch.randint(0, H - s + 1, (B, 1, 1), generator=gen, device=dev)
+        j = torch.randint(0, W - s + 1, (B, 1, 1), generator=gen, device=dev)
+        r = torch.arange(s, device=dev)
+        x = x[torch.arange(B, device=dev)[:, None, None], :, i + r[:, None], j + r[None, :]]  # (B, s, s, C)
+        x = x.permute(0, 3, 1, 2)
+    if config.flips:  # per-sample left-right flips
+        flip = torch.rand(B, generator=gen, device=dev) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x.contiguous(), gen
 
 
 def _save(out: Path, unet, ema, optimizer, step: int, losses: list[float], config: TrainConfig) -> None:
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(out / "model.safetensors"))
-    save_file({k: v.contiguous() for k, v in ema.module.state_dict().items()}, str(out / "ema.safetensors"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in unet.state_dict().items()}, str(out / "model.safetensors"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in ema.module.state_dict().items()},
+              str(out / "ema.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "ema_n_averaged": ema.n_averaged,
                 "losses": torch.tensor(losses)}, out / "trainer.pt")
     (out / "config.json").write_text(json.dumps(_export_config(config, unet), indent=2))
@@ -162,15 +193,28 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"`objective` must be 'edm' or 'flow', got {config.objective!r}.")
     out = Path(config.out)
     torch.manual_seed(config.seed)  # network initialisation only
-    train_x, _ = load_images(config.data, config.image_size, config.holdout)
-    unet = build_unet(config)
+    train_x, _ = load_images(config.data, config.image_size, config.holdout, config.resize)
+    if min(train_x.shape[-2:]) < config.image_size:
+        raise ValueError(f"`image_size` {config.image_size} is larger than the training images "
+                         f"{tuple(train_x.shape[-2:])}; lower it or set `resize`.")
+    if train_x.shape[1] != config.channels:
+        raise ValueError(f"`channels` is {config.channels} but the data has {train_x.shape[1]} channels.")
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    train_x = train_x.to(device)
+    unet = build_unet(config).to(device)
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
     step, losses = 0, []
     if (out / "trainer.pt").is_file():  # resume, nothing lost
-        unet.load_state_dict(load_file(str(out / "model.safetensors")))
-        ema.module.load_state_dict(load_file(str(out / "ema.safetensors")))
-        state = torch.load(out / "trainer.pt", weights_only=True)
+        try:
+            unet.load_state_dict(load_file(str(out / "model.safetensors"), device=str(device)))
+        except RuntimeError as err:
+            raise ValueError(f"`out` {out} holds a run with another architecture; resume it with its own "
+                             f"settings (see {out / 'config.json'}) or choose a new `out`. ({str(err)[:200]})") from err
+        ema.module.load_state_dict(load_file(str(out / "ema.safetensors"), device=str(device)))
+        state = torch.load(out / "trainer.pt", weights_only=True, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         ema.n_averaged.copy_(state["ema_n_averaged"])
         step, losses = int(state["step"]), state["losses"].tolist()
@@ -217,7 +261,7 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig) -> None:
     from .priors.shipped import prior_from_network
 
     prior = prior_from_network(unet.eval(), _export_config(config, unet))
-    samples = sample_unconditional(prior, 16, seed=0)
+    samples = sample_unconditional(prior, 16, seed=0, device=next(unet.parameters()).device)
     grid = samples.reshape(4, 4, config.channels, config.image_size, config.image_size)
     grid = grid.permute(2, 0, 3, 1, 4).reshape(config.channels, 4 * config.image_size, 4 * config.image_size)
     from .io import save_image
@@ -226,14 +270,15 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig) -> None:
 
 
 @torch.no_grad()
-def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32) -> Tensor:
-    """``n`` prior samples by the EDM Euler probability-flow ODE (σ 80 → 0.002, poly-7, then 0)."""
+def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32, device=None) -> Tensor:
+    """``n`` prior samples (on the CPU) by the EDM Euler probability-flow ODE (σ 80 → 0.002,
+    poly-7, then 0), computed on ``device`` (the prior's network must live there)."""
     from . import _rng
     from .solvers._common import euler_ode, poly_sigmas
 
     sigmas = poly_sigmas(80.0, 0.002, num_steps) + [0.0]
     x = 80.0 * _rng.randn(torch.arange(n) + mix(seed), 0, prior.x_shape)
-    return euler_ode(prior, x, sigmas)
+    return euler_ode(prior, x.to(device or "cpu"), sigmas).cpu()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in asdict(TrainConfig()).items():
         if name == "extra":
             continue
-        kind = type(value) if value is not None else float
+        kind = type(value) if value is not None else (int if name == "resize" else float)
         if isinstance(value, tuple):
             parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=value)
         elif isinstance(value, bool):
@@ -269,7 +314,7 @@ def export_prior(run: str | Path, target: str | Path) -> Path:
     shutil.copyfile(run / "ema.safetensors", target / "model.safetensors")
     config = json.loads((run / "config.json").read_text())
     config["sha256"] = sha256(target / "model.safetensors")
-    state = torch.load(run / "trainer.pt", weights_only=True)
+    state = torch.load(run / "trainer.pt", weights_only=True, map_location="cpu")
     config["training"]["steps_done"] = int(state["step"])
     config["training"]["final_loss_mean_last_100"] = float(state["losses"][-100:].mean())
     (target / "config.json").write_text(json.dumps(config, indent=2))

@@ -54,3 +54,39 @@ def test_corrupt_and_mismatched_weights_are_clear_errors(tmp_path):
         load_shipped("run2", folder=out2)
     with pytest.raises(CheckpointError, match="expected"):
         load_shipped("nonexistent-prior")
+
+
+def test_per_sample_crops_and_flips(tmp_path):
+    from invprob.training import _batch
+
+    data = tmp_path / "big.npy"
+    np.save(data, np.arange(16 * 16, dtype=np.float32).reshape(1, 16, 16).repeat(3, 0) / 256)
+    config = TrainConfig(data=str(data), image_size=8, batch_size=32, holdout=0, flips=True)
+    from invprob.training import load_images
+
+    train_x, _ = load_images(config.data, 8)
+    x, _ = _batch(train_x, 0, config)
+    assert x.shape == (32, 1, 8, 8)
+    corners = {round(float(v), 4) for v in x[:, 0, 0, 0]}
+    assert len(corners) > 5  # crops differ between samples of one batch
+    rows = x[:, 0, 0]
+    increasing = (rows[:, 1:] > rows[:, :-1]).all(1)
+    assert 0 < int(increasing.sum()) < 32  # some samples flipped left-right, some not
+    again, _ = _batch(train_x, 0, config)
+    assert torch.equal(x, again)  # step k's batch is a function of (seed, k)
+
+
+def test_resume_with_other_architecture_and_bad_sizes_are_named(tmp_path):
+    train(tiny(tmp_path, "run", 2), progress=False)
+    other = tiny(tmp_path, "run", 4)
+    other.block_out_channels = (16, 16)
+    with pytest.raises(ValueError, match="another architecture"):
+        train(other, progress=False)
+    big = tiny(tmp_path, "big", 2)
+    big.image_size = 16
+    with pytest.raises(ValueError, match="image_size"):
+        train(big, progress=False)
+    wrong = tiny(tmp_path, "wrong", 2)
+    wrong.channels = 3
+    with pytest.raises(ValueError, match="channels"):
+        train(wrong, progress=False)

@@ -24,6 +24,8 @@ class Prior(nn.Module):
 
     x_shape: tuple[int, ...] | None = None
     data_range: tuple[float, float] | None = (-1.0, 1.0)
+    #: with ``x_shape = None`` (a fully convolutional network): H and W must be multiples of this
+    size_multiple: int = 1
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         raise NotImplementedError
@@ -41,6 +43,9 @@ class Prior(nn.Module):
         check_tensor(x, "x")
         if self.x_shape is not None:
             check_shape(x, self.x_shape, "x")
+        elif x.dim() >= 3 and (x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple):
+            raise ValueError(f"`x` has size {tuple(x.shape[-2:])}, but this prior's network needs height and "
+                             f"width divisible by {self.size_multiple}; crop or pad the image.")
         sigma = as_sigma(sigma, x.shape[0], x)
         return self._denoise(x, sigma)
 

@@ -30,7 +30,8 @@ def prior_from_network(unet, config: dict):
 def load_shipped(name: str, folder: str | Path | None = None, fully_convolutional: bool = False):
     """Load shipped prior ``name`` (or the trained run in ``folder``) without any download.
 
-    With ``fully_convolutional`` the prior accepts any image size (``x_shape`` is dropped)."""
+    With ``fully_convolutional`` the prior accepts any image size whose height and width the
+    network's down-sampling divides (``x_shape`` is dropped, ``size_multiple`` set)."""
     from diffusers import UNet2DModel
 
     folder = Path(folder) if folder is not None else WEIGHTS / name
@@ -48,4 +49,5 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
     prior = prior_from_network(unet, config)
     if fully_convolutional:
         prior.x_shape = None
+        prior.size_multiple = 2 ** (len(config["unet"]["block_out_channels"]) - 1)
     return prior

@@ -141,7 +141,8 @@ class Solver:
     def _zeros(start: dict[str, Any]) -> Tensor:
         """Zeros ``(B, *x_shape)`` in the prior's dtype on the measurement's device."""
         prior, measurement = start["prior"], start["measurement"]
-        return torch.zeros((measurement.shape[0], *prior.x_shape), dtype=prior.dtype, device=measurement.device)
+        shape = prior.x_shape or start["problem"].operator.x_shape
+        return torch.zeros((measurement.shape[0], *shape), dtype=prior.dtype, device=measurement.device)
 
     @staticmethod
     def _new_state(state_cls: type, start: dict[str, Any], x: Tensor, sigma: float, **extra: Any) -> State:
@@ -166,6 +167,14 @@ class Solver:
         if op.x_shape is not None and prior.x_shape is not None and tuple(op.x_shape) != tuple(prior.x_shape):
             raise UnsupportedProblemError(f"the operator acts on images {tuple(op.x_shape)} but the prior "
                                           f"models {tuple(prior.x_shape)}; build the operator for the prior's shape.")
+        if prior.x_shape is None:
+            m = prior.size_multiple
+            if op.x_shape is None:
+                raise UnsupportedProblemError(f"the prior accepts any image size and {type(op).__name__} fixes "
+                                              f"none; build the operator with `x_shape=(C, H, W)`.")
+            if op.x_shape[-1] % m or op.x_shape[-2] % m:
+                raise UnsupportedProblemError(f"the operator acts on images {tuple(op.x_shape)}, but the prior's "
+                                              f"network needs height and width divisible by {m}; crop or pad.")
         if problem.measurement.device != prior.device:
             raise UnsupportedProblemError(f"the measurement is on {problem.measurement.device} but the prior "
                                           f"is on {prior.device}; move both with .to(device).")

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Train the shipped natural-gray, brain-mri and mnist-flow priors on one GPU (the recipe behind
+# invprob/weights/*/config.json "training"). Run from the repository root:
+#   INVPROB_DATA=/path/to/shared/data OUT=/tmp/out SCALE=1 bash benchmarks/gpu/train_priors.sh
+# SCALE multiplies every time budget (SCALE=0.02 is a smoke test on a CPU with DEVICE=cpu).
+# Each prior is exported with invprob.training.export_prior and packed as $OUT/<name>.tar.
+set -euo pipefail
+SCALE=${SCALE:-1}
+DEVICE=${DEVICE:-cuda}
+AMP=${AMP:---amp}
+PY=${PY:-python3}
+mins() { $PY -c "print($1 * $SCALE)"; }
+run() {  # name, then train arguments
+  local name=$1; shift
+  local t0=$(date +%s)
+  rm -rf "runs/$name" "export/$name"
+  $PY -m invprob.cli train --out "runs/$name" --device "$DEVICE" $AMP --quiet --num-steps 1000000 \
+      --checkpoint-every 1000000 --seed 0 "$@" 2>&1 | tail -3
+  $PY -c "from invprob.training import export_prior; export_prior('runs/$name', 'export/$name')"
+  echo "$name: $(( $(date +%s) - t0 )) s wall, steps $($PY -c "import json; print(json.load(open('export/$name/config.json'))['training']['steps_done'])")"
+  tar -C export -cf "$OUT/$name.tar" "$name"
+}
+mkdir -p export
+# Natural grayscale images: 64x64 patches of train400 (all 400 images; Set12 is the held-apart test set).
+run natural-gray --data train400 --holdout 0 --image-size 64 --batch-size 128 --flips --lr 4e-4 \
+    --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 3.5)"
+# Brain MRI: slices 1-35 resized to 128x128, random 96x96 crops; slices 36-40 held apart.
+run brain-mri --data brain-mri --holdout 5 --resize 128 --image-size 96 --batch-size 64 --flips --lr 4e-4 \
+    --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 2.0)"
+# MNIST, rectified flow: test images 0-9499 (9500-9999 held apart, as for the EDM prior).
+run mnist-flow --data mnist --holdout 500 --image-size 32 --batch-size 128 --objective flow --lr 4e-4 \
+    --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 1.5)"
