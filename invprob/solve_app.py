@@ -37,6 +37,77 @@ def _load_truth(path: str, prior, dtype) -> torch.Tensor:
     return x.to(dtype)
 
 
+KSPACE_KEYS = ("kspace", "y")
+MAPS_KEYS = ("coil_maps", "sens_maps", "sensitivity_maps")
+
+
+def load_measurement(path: Path, operator, kspace_scale: float = 1.0):
+    """A real measurement and the operator that fits it: ``(y (M, *y_shape), operator)``.
+
+    * ``.npy``: ``y`` itself, shaped for ``operator``.
+    * ``.npz`` / ``.h5``: ``kspace`` (or ``y``) plus optional ``coil_maps`` and ``mask``. MRI
+      k-space (centred, DC in the middle, complex) may be ``(H, W)`` single-coil, ``(N_c, H, W)``
+      multi-coil or ``(S, N_c, H, W)`` for ``S`` slices (fastMRI's layout). Multi-coil data
+      give a :class:`~invprob.operators.MultiCoilMRI` whose coil maps come from the file or,
+      absent there, from :func:`~invprob.operators.estimate_coil_maps` (ACS of the first slice);
+      the mask comes from the file or, absent there, from the non-zero k-space samples.
+      ``kspace_scale`` multiplies the k-space (the prior's units: images in its data range).
+    """
+    from .operators import MRI, MultiCoilMRI, estimate_coil_maps
+
+    if not path.is_file():
+        raise UserError(f"measurement file not found: {path}")
+    if path.suffix == ".npy":
+        return torch.as_tensor(np.load(path, allow_pickle=False)), operator
+    if path.suffix == ".npz":
+        store = np.load(path, allow_pickle=False)
+        keys, read = list(store.files), store.__getitem__
+    elif path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            store = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+        keys, read = list(store), store.__getitem__
+    else:
+        raise UserError(f"measurement {path}: expected .npy, .npz or .h5, got {path.suffix!r}.")
+    key = next((k for k in KSPACE_KEYS if k in keys), None)
+    if key is None:
+        raise UserError(f"{path} has keys {keys}; expected `kspace` (or `y`), optionally `coil_maps` and `mask`.")
+    data = torch.as_tensor(np.asarray(read(key)))
+    is_mri = isinstance(operator, (MRI, MultiCoilMRI))
+    maps_key = next((k for k in MAPS_KEYS if k in keys), None)
+    if not is_mri:
+        if maps_key is not None:
+            raise UserError(f"{path} holds coil maps, but operator {type(operator).__name__} is not MRI; "
+                            f"choose an MRI operator (e.g. operator=mri-4x).")
+        return data, operator
+    if not data.is_complex():
+        raise UserError(f"`{key}` in {path} must be complex k-space, got {data.dtype}.")
+    data = data * kspace_scale
+    if data.dim() == 2:
+        data = data[None, None]
+    elif data.dim() == 3:
+        data = data[None]
+    if data.dim() != 4:
+        raise UserError(f"`{key}` in {path} has shape {tuple(data.shape)}; expected (H, W), (N_c, H, W) or "
+                        f"(S, N_c, H, W).")
+    H, W = data.shape[-2:]
+    if "mask" in keys:
+        mask = torch.as_tensor(np.asarray(read("mask"))).float()
+    elif tuple(operator.mask.shape[-2:]) == (H, W):
+        mask = operator.mask
+    else:
+        mask = (data.abs().sum((0, 1)) > 0).float()
+    try:
+        if data.shape[1] == 1 and maps_key is None:
+            return data, MRI(mask, image_mode=operator.image_mode)
+        maps = (torch.as_tensor(np.asarray(read(maps_key))) if maps_key
+                else estimate_coil_maps(data[0], calib_size=min(24, H, W)))
+        return data, MultiCoilMRI(mask, maps.to(torch.complex64), image_mode=operator.image_mode)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{path}: {err}") from err
+
+
 def run(cfg) -> dict:
     from hydra.utils import instantiate
 
@@ -58,15 +129,8 @@ def run(cfg) -> dict:
     if cfg.measurement is not None:
         from hydra.utils import to_absolute_path
 
-        p = Path(to_absolute_path(cfg.measurement))
-        if not p.is_file():
-            raise UserError(f"measurement file not found: {p}")
-        data = np.load(p, allow_pickle=False)
-        if isinstance(data, np.lib.npyio.NpzFile):
-            if "y" not in data.files:
-                raise UserError(f"{p} has keys {data.files}; expected `y` (and optionally `coil_maps`).")
-            data = data["y"]
-        problem = Problem(operator, torch.as_tensor(data).to(device), noise)
+        y, operator = load_measurement(Path(to_absolute_path(cfg.measurement)), operator, cfg.kspace_scale)
+        problem = Problem(operator.to(device=device, dtype=dtype), y.to(device), noise)
     else:
         if cfg.input is not None:
             truth = _load_truth(cfg.input, prior, dtype).to(device)
@@ -85,10 +149,11 @@ def run(cfg) -> dict:
     np.save(out / "samples.npy", samples.numpy())
     np.save(out / "mean.npy", mean.numpy())
     np.save(out / "std.npy", std.numpy())
+    _save_pngs(out, mean, std, prior.data_range)
     with torch.no_grad():
         residual = (operator(mean.to(device=device, dtype=dtype)) - problem.measurement).abs().flatten(1).norm(dim=1)
         rel = (residual / problem.measurement.abs().flatten(1).norm(dim=1)).cpu()
-    metrics = {"solver": type(solver).__name__, "num_samples": cfg.num_samples, "nfe_per_sample": result.nfe,
+    metrics = {"solver": type(solver).__name__, "operator": type(problem.operator).__name__, "num_samples": cfg.num_samples, "nfe_per_sample": result.nfe,
                "operator_calls": result.operator_calls, "seconds": result.seconds,
                "data_consistency_rel_residual_of_mean": rel.tolist()}
     if device.type == "cuda":
@@ -101,12 +166,34 @@ def run(cfg) -> dict:
     if truth is not None and truth.dim() == 4 and rng is not None:
         metrics["psnr_mean"] = psnr(mean, truth.cpu(), rng).tolist()
         metrics["ssim_mean"] = ssim(mean, truth.cpu(), rng).tolist()
+        if operator.linear:  # the classical first look: pinv (or adjoint: zero-filled for MRI)
+            with torch.no_grad():
+                back = operator.pinv(problem.measurement) if operator.has_pinv else operator.adjoint(problem.measurement)
+            key = "psnr_pinv" if operator.has_pinv else "psnr_adjoint"
+            metrics[key] = psnr(back.detach().cpu().real.clamp(*rng), truth.cpu(), rng).tolist()
     elif truth is not None:
         metrics["rmse_mean"] = (mean - truth.cpu()).flatten(1).pow(2).mean(1).sqrt().tolist()
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _figure(out, truth, problem, samples, mean, std, rng)
     print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
     return metrics
+
+
+def _save_pngs(out: Path, mean: torch.Tensor, std: torch.Tensor, data_range) -> None:
+    """``mean.png`` (the data range mapped to black–white) and ``std.png`` (0 → its maximum) of
+    the first measurement; multi-channel MRI images (real, imaginary) are shown as magnitude."""
+    from PIL import Image
+
+    def to8(img, lo, hi):
+        img = img.float()
+        img = img.norm(dim=0) if img.shape[0] == 2 else (img[0] if img.shape[0] == 1 else img.permute(1, 2, 0))
+        return Image.fromarray(((img - lo) / max(hi - lo, 1e-12)).clamp(0, 1).mul(255).round().byte().numpy())
+
+    if mean.dim() != 4:
+        return
+    lo, hi = data_range if data_range is not None and mean.shape[1] != 2 else (0.0, float(mean[0].norm(dim=0).max()))
+    to8(mean[0], lo, hi).save(out / "mean.png")
+    to8(std[0], 0.0, float(std[0].max())).save(out / "std.png")
 
 
 def _figure(out: Path, truth, problem, samples, mean, std, data_range) -> None:
@@ -143,6 +230,10 @@ def _figure(out: Path, truth, problem, samples, mean, std, data_range) -> None:
     plt.close(fig)
 
 
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                "-cd", "--info", "--experimental-rerun"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Hydra app with the config groups of :func:`invprob.registry.config_dir`."""
     import hydra
@@ -154,8 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     groups = config_dir()
     # Hydra's group names are singular (solver=..., operator=..., prior=...): link them to the folders.
     search = Path(__file__).resolve().parent / "conf"
-    flags = [a for a in argv if a.startswith("-")]  # Hydra's flags (-m, --cfg job, ...) come first
-    overrides = flags + [f"hydra.searchpath=[file://{_group_root(groups)}]"] + [a for a in argv if not a.startswith("-")]
+    flags, rest, i = [], [], 0  # Hydra's flags (-m, --cfg job, ...) come first, with their values
+    while i < len(argv):
+        if argv[i].startswith("-"):
+            flags.append(argv[i])
+            if argv[i] in _VALUE_FLAGS and i + 1 < len(argv) and "=" not in argv[i + 1]:
+                flags.append(argv[i + 1])
+                i += 1
+        else:
+            rest.append(argv[i])
+        i += 1
+    overrides = flags + [f"hydra.searchpath=[file://{_group_root(groups)}]"] + rest
     code = {"value": 0}
 
     @hydra.main(config_path=str(search), config_name="config", version_base=None)

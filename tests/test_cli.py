@@ -62,3 +62,73 @@ def test_list_shows_every_group_weights_and_plugins(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "solvers:" in proc.stdout and "  daps" in proc.stdout and "  my-solver" in proc.stdout
     assert "mnist  (weights present)" in proc.stdout
+
+
+MRI8 = ["operator=mri-4x", "operator.mask.shape=[8,8]", "operator.mask.center_fraction=0.25"]
+
+
+def _kspace_file(tmp_path, name, with_maps=True, keys=("kspace",)):
+    """A 3-coil k-space of an 8×8 test-bed image through MultiCoilMRI, saved as .h5."""
+    import h5py
+    import torch
+
+    from invprob.operators import MultiCoilMRI, mri_mask
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(3, 8, 8, dtype=torch.complex64, generator=g) + 2
+    maps = maps / maps.abs().pow(2).sum(0, keepdim=True).sqrt()
+    mask = mri_mask((8, 8), acceleration=2, center_fraction=0.25)
+    op = MultiCoilMRI(mask, maps, image_mode="magnitude")
+    k = op(torch.rand(1, 1, 8, 8, generator=g) * 2 - 1)[0]
+    with h5py.File(tmp_path / name, "w") as f:
+        for key in keys:
+            f[key] = k.numpy()
+        if with_maps:
+            f["coil_maps"] = maps.numpy()
+        f["mask"] = mask.numpy()
+    return k, maps
+
+
+def test_solve_reads_multicoil_kspace_h5_with_or_without_coil_maps(tmp_path):
+    import torch
+
+    k, maps = _kspace_file(tmp_path, "k.h5")
+    proc = invprob(["solve", *FAST, *MRI8, "measurement=k.h5", "hydra.run.dir=run"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "run"
+    assert np.load(run / "samples.npy").shape == (1, 3, 1, 8, 8)
+    assert (run / "mean.png").is_file() and (run / "std.png").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "psnr_mean" not in metrics and metrics["operator"] == "MultiCoilMRI"
+    assert np.isfinite(metrics["data_consistency_rel_residual_of_mean"][0])
+    # the loader builds the multi-coil operator from the file's maps and mask
+    from invprob.operators import MRI, MultiCoilMRI
+    from invprob.solve_app import load_measurement
+
+    y, op = load_measurement(tmp_path / "k.h5", MRI(torch.ones(8, 8)), 1.0)
+    assert isinstance(op, MultiCoilMRI) and y.shape == (1, 3, 8, 8) and torch.equal(op.coil_maps[0], maps)
+    _kspace_file(tmp_path, "nomaps.h5", with_maps=False)
+    y, op = load_measurement(tmp_path / "nomaps.h5", MRI(torch.ones(8, 8)), 1.0)  # maps estimated from ACS
+    assert isinstance(op, MultiCoilMRI) and op.coil_maps.shape == (1, 3, 8, 8)
+
+
+def test_bad_kspace_files_give_one_line(tmp_path):
+    _kspace_file(tmp_path, "bad.h5", keys=("ksp",))
+    proc = invprob(["solve", *FAST, *MRI8, "measurement=bad.h5", "hydra.run.dir=run"], tmp_path)
+    assert proc.returncode == 2 and "expected `kspace`" in proc.stderr and "ksp" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    real = tmp_path / "real.npz"
+    np.savez(real, kspace=np.zeros((3, 8, 8), np.float32))
+    proc = invprob(["solve", *FAST, *MRI8, "measurement=real.npz", "hydra.run.dir=run2"], tmp_path)
+    assert proc.returncode == 2 and "must be complex" in proc.stderr
+
+
+def test_multirun_through_submitit_local_launcher_and_slurm_preset(tmp_path):
+    args = ["solve", "-m", *FAST, "seed=0,1", "hydra.sweep.dir=sweep", "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=5"]
+    proc = invprob(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2
+    cfg = invprob(["solve", "hydra/launcher=slurm", "--cfg", "hydra", "--package", "hydra.launcher"], tmp_path)
+    assert cfg.returncode == 0, cfg.stderr
+    assert "SlurmLauncher" in cfg.stdout and "cpus_per_task: 4" in cfg.stdout

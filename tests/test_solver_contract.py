@@ -159,3 +159,11 @@ def test_daps_refuses_an_unstable_langevin_step_at_init():
     big = MatrixOperator(3 * problem.operator.A, (1, 2, 2))
     with pytest.raises(UnsupportedProblemError, match="unstable"):
         registry.get_solver("daps").init(Problem(big, problem.measurement, problem.noise), prior, 1, 0)
+
+
+def test_daps_warns_at_the_edge_of_stability_where_its_paper_settings_sit():
+    prior, problem = linear_problem()
+    A = problem.operator.A
+    edge = MatrixOperator(A / torch.linalg.matrix_norm(A, ord=2) * 1.02**0.5, (1, 2, 2))  # lr·‖A‖²/τ² = 1.02
+    with pytest.warns(RuntimeWarning, match="edge of stability"):
+        registry.get_solver("daps").init(Problem(edge, problem.measurement, problem.noise), prior, 1, 0)

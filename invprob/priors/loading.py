@@ -107,3 +107,46 @@ def from_diffusers(path: str | Path, data_range: tuple[float, float] = (-1.0, 1.
     learn_sigma = unet.config.out_channels == 2 * unet.config.in_channels
     return VPPrior(network, scheduler.alphas_cumprod, prediction=scheduler.config.prediction_type,
                    x_shape=x_shape, data_range=data_range, learn_sigma=learn_sigma, clip_denoised=clip_denoised)
+
+
+class _Cast(nn.Module):
+    """Runs ``network`` in ``dtype`` (mixed precision) and returns the caller's dtype."""
+
+    def __init__(self, network: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.network, self.dtype = network, dtype
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.network(x.to(self.dtype), t).to(x.dtype)
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16}
+
+
+def set_network_options(prior, dtype: torch.dtype | str | None = None, channels_last: bool = False,
+                        compile: bool = False):
+    """Tune a network prior in place (and return it): ``dtype`` casts the network's weights
+    (fp16 / bf16; the denoiser still takes and returns the solver's float32 tensors),
+    ``channels_last`` switches its memory format, ``compile`` wraps it in ``torch.compile``
+    (opt-in: the first calls are slow while it compiles)."""
+    if dtype is None and not channels_last and not compile:
+        return prior
+    network = getattr(prior, "network", None) or getattr(getattr(prior, "latent", None), "network", None)
+    owner = prior if getattr(prior, "network", None) is not None else getattr(prior, "latent", None)
+    if not isinstance(network, nn.Module):
+        raise ValueError(f"{type(prior).__name__} has no network to tune (dtype/channels_last/compile apply to "
+                         f"network priors).")
+    if dtype is not None:
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}.")
+            dtype = DTYPES[dtype]
+        network.to(dtype)
+        network = _Cast(network, dtype)
+    if channels_last:
+        network.to(memory_format=torch.channels_last)
+    if compile:
+        network = torch.compile(network)
+    owner.network = network
+    return prior

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 from .adapters import EDMPrior, FlowPrior
-from .loading import CheckpointError, _UNetCall, load_state_dict
+import torch
+
+from .loading import CheckpointError, _UNetCall, load_state_dict, set_network_options
 
 __all__ = ["load_shipped", "prior_from_network", "WEIGHTS"]
 
@@ -27,8 +29,11 @@ def prior_from_network(unet, config: dict):
     raise CheckpointError(f"unknown objective {config['objective']!r} in the prior's config.json.")
 
 
-def load_shipped(name: str, folder: str | Path | None = None, fully_convolutional: bool = False):
+def load_shipped(name: str, folder: str | Path | None = None, fully_convolutional: bool = False,
+                 dtype: torch.dtype | str | None = None, channels_last: bool = False, compile: bool = False):
     """Load shipped prior ``name`` (or the trained run in ``folder``) without any download.
+
+    ``dtype``, ``channels_last``, ``compile``: see :func:`~invprob.priors.loading.set_network_options`.
 
     With ``fully_convolutional`` the prior accepts any image size whose height and width the
     network's down-sampling divides (``x_shape`` is dropped, ``size_multiple`` set)."""
@@ -50,4 +55,4 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
     if fully_convolutional:
         prior.x_shape = None
         prior.size_multiple = 2 ** (len(config["unet"]["block_out_channels"]) - 1)
-    return prior
+    return set_network_options(prior, dtype=dtype, channels_last=channels_last, compile=compile)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import math
 from dataclasses import dataclass
 
@@ -104,14 +106,21 @@ class DAPS(Solver):
         op = problem.operator
         if op.linear and op.x_shape is not None:
             # The Langevin data step multiplies the residual along the top singular direction
-            # by 1 − 2 lr s²/τ²: beyond lr s²/τ² = 1 it grows every step and ends in NaN.
+            # by 1 − 2 lr s²/τ²: beyond lr s²/τ² = 1 it grows every step. The official settings sit
+            # on that edge for normalised blurs (lr = τ² = 1e-4, ‖A‖ ≈ 1; reflect padding makes
+            # ‖A‖ slightly above 1), where the growth is mild (|1 − 2r| ≤ 1.1 per step while the
+            # learning rate decays), so up to r = 1.05 DAPS warns and runs; beyond, it refuses.
             s_max = spectral_norm(op, prior.dtype, problem.measurement.device)
-            ratio = self.lr * s_max**2 / self._tau(problem) ** 2
-            if ratio > 1 + 1e-3:
+            tau = self._tau(problem)
+            ratio = self.lr * s_max**2 / tau**2
+            advice = (f"(lr={self.lr:g}, ‖A‖={s_max:.3g}, τ={tau:.3g}); use lr <= {tau ** 2 / s_max**2:.3g} "
+                      f"or a larger tau.")
+            if ratio > 1.05:
                 raise UnsupportedProblemError(
-                    f"DAPS's Langevin step is unstable for this operator: lr·‖A‖²/τ² = {ratio:.2f} > 1 "
-                    f"(lr={self.lr:g}, ‖A‖={s_max:.3g}, τ={self._tau(problem):.3g}); use lr <= "
-                    f"{self._tau(problem) ** 2 / s_max**2:.3g} or a larger tau.")
+                    f"DAPS's Langevin step is unstable for this operator: lr·‖A‖²/τ² = {ratio:.2f} > 1 " + advice)
+            if ratio > 1 + 1e-3:
+                warnings.warn(f"DAPS's Langevin step is at the edge of stability: lr·‖A‖²/τ² = {ratio:.3f} "
+                              + advice, RuntimeWarning, stacklevel=2)
 
     def _init(self, start: dict) -> DAPSState:
         zeros = self._zeros(start)

@@ -1,0 +1,149 @@
+"""Model cards: pretrained priors that users bring (``priors/<name>.yaml`` with a ``card:`` block).
+
+A card names the architecture, the expected files with their sha256 (``null`` where we could not
+verify the published file offline), the data range, the resolution and where the weights come
+from. :func:`load_from_card` never downloads: it looks for the files in ``folder`` (default
+``$INVPROB_CACHE/<name>``, else ``~/.cache/invprob/<name>``) and a missing file is one
+:class:`CheckpointError` naming the file, its checksum and the path to place it at.
+:func:`fetch` (``invprob fetch-prior NAME``) downloads into that cache when the machine is
+online. Architectures: ``adm`` (:func:`~invprob.priors.adm.load_adm`), ``diffusers-unet``
+(:func:`~invprob.priors.loading.from_diffusers`), ``stable-diffusion`` and ``ldm-vq``
+(:mod:`invprob.priors.latent`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .loading import CheckpointError, set_network_options, sha256
+
+__all__ = ["cache_dir", "card_folder", "missing_files", "load_from_card", "fetch", "ARCHITECTURES"]
+
+ARCHITECTURES = ("adm", "diffusers-unet", "stable-diffusion", "ldm-vq")
+
+
+def cache_dir() -> Path:
+    """``$INVPROB_CACHE`` or ``~/.cache/invprob``."""
+    return Path(os.environ.get("INVPROB_CACHE") or Path.home() / ".cache" / "invprob")
+
+
+def card_folder(card: dict, folder: str | Path | None = None) -> Path:
+    return Path(folder) if folder is not None else cache_dir() / card["name"]
+
+
+def _check_card(card: dict) -> None:
+    for key in ("name", "architecture", "files"):
+        if key not in card:
+            raise CheckpointError(f"model card {card.get('name', '?')!r} has no `{key}`.")
+    if card["architecture"] not in ARCHITECTURES:
+        raise CheckpointError(f"model card {card['name']!r}: architecture {card['architecture']!r} is not one of "
+                              f"{ARCHITECTURES}.")
+
+
+def missing_files(card: dict, folder: str | Path | None = None) -> list[str]:
+    """The card's files absent from ``folder`` (relative paths)."""
+    root = card_folder(card, folder)
+    return [f["path"] for f in card["files"] if not (root / f["path"]).is_file()]
+
+
+def _verify(card: dict, root: Path) -> None:
+    for f in card["files"]:
+        path = root / f["path"]
+        if not path.is_file():
+            checksum = f.get("sha256") or "not published in the card"
+            raise CheckpointError(
+                f"prior {card['name']!r}: missing file {f['path']} (sha256 {checksum}); place it at {path} "
+                f"— get it with `invprob fetch-prior {card['name']}` when online, or from: "
+                f"{f.get('url') or card.get('source', 'the model authors')}.")
+        if f.get("sha256") and sha256(path) != f["sha256"]:
+            raise CheckpointError(f"prior {card['name']!r}: checksum mismatch for {path} (expected sha256 "
+                                  f"{f['sha256']}, got {sha256(path)}); the file is corrupt, truncated or "
+                                  f"another model's.")
+
+
+def load_from_card(card: dict[str, Any], folder: str | Path | None = None, dtype: torch.dtype | str | None = None,
+                   channels_last: bool = False, compile: bool = False, **options: Any):
+    """Build the prior a model card describes from local files (checksums verified first).
+
+    ``dtype`` (e.g. ``torch.float16`` / ``'bfloat16'``) runs the network in that precision
+    while the solver state stays float32; ``channels_last`` and ``compile`` (``torch.compile``,
+    opt-in) tune the network. ``options`` go to the architecture's loader (e.g. ``prompt`` for
+    Stable Diffusion)."""
+    _check_card(card)
+    root = card_folder(card, folder)
+    _verify(card, root)
+    arch = card["architecture"]
+    if arch == "adm":
+        from .adm import load_adm
+
+        prior = load_adm(root / card["files"][0]["path"], variant=card.get("variant", "ffhq"),
+                         image_size=card.get("resolution", 256), **options)
+    elif arch == "diffusers-unet":
+        from .loading import from_diffusers
+
+        prior = from_diffusers(root, data_range=tuple(card.get("data_range", (-1.0, 1.0))), **options)
+    elif arch == "stable-diffusion":
+        from .latent import load_stable_diffusion
+
+        prior = load_stable_diffusion(root, resolution=card.get("resolution", 512), **options)
+    else:
+        from .latent import load_ldm_vq
+
+        prior = load_ldm_vq(root, **options)
+    return set_network_options(prior, dtype=dtype, channels_last=channels_last, compile=compile)
+
+
+def fetch(card: dict[str, Any], folder: str | Path | None = None, progress: bool = True) -> Path:
+    """Download the card's missing files into ``folder`` (default: the cache) and verify them.
+
+    Files with a ``url`` are fetched with urllib (``file://`` works too); cards with a
+    ``hub_repo`` (diffusers directories) use ``huggingface_hub.snapshot_download``. Offline,
+    the error names each file, its checksum and where to place it."""
+    _check_card(card)
+    root = card_folder(card, folder)
+    root.mkdir(parents=True, exist_ok=True)
+    if card.get("hub_repo") and missing_files(card, root):
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(card["hub_repo"], local_dir=str(root), allow_patterns=card.get("hub_patterns"))
+        except Exception as err:
+            raise CheckpointError(_offline_message(card, root, err)) from err
+    for f in card["files"]:
+        target = root / f["path"]
+        if target.is_file() or not f.get("url"):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _download(f["url"], target, progress)
+        except OSError as err:
+            raise CheckpointError(_offline_message(card, root, err)) from err
+    _verify(card, root)
+    return root
+
+
+def _download(url: str, target: Path, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp, \
+                tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                tmp.write(chunk)
+                bar.update(len(chunk))
+    shutil.move(tmp.name, target)
+
+
+def _offline_message(card: dict, root: Path, err: Exception) -> str:
+    files = "; ".join(f"{f['path']} (sha256 {f.get('sha256') or 'unpublished'}) -> {root / f['path']}"
+                      for f in card["files"] if not (root / f["path"]).is_file())
+    return (f"cannot download prior {card['name']!r} ({err}); this machine may be offline. Place the files by hand: "
+            f"{files}. Source: {card.get('source', '?')}")
