@@ -16,9 +16,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return solve_main(argv[1:])
     if argv[:1] == ["train"]:
-        from .training import main as train_main
+        from .training import hydra_main
 
-        return train_main(argv[1:])
+        return hydra_main(argv[1:])
     if argv[:1] == ["fetch-prior"]:
         return _fetch_prior(argv[1:])
     if argv[:1] == ["list"]:

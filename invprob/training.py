@@ -1,6 +1,7 @@
 """Train denoising priors: EDM (Karras et al. 2022) or rectified flow, with EMA and exact resume.
 
-``invprob train --data mnist --out runs/mnist`` (see :func:`main`). Every random draw of step
+``invprob train data=mnist out=runs/mnist`` (Hydra, :func:`hydra_main`; multirun sweeps work) or
+``python -m invprob.training --data mnist --out runs/mnist`` (argparse, :func:`main`). Every random draw of step
 ``k`` (batch indices, crops, flips, noise levels, noise) comes from a generator seeded with
 ``(seed, k)``, so a run interrupted and resumed from its last checkpoint continues exactly
 as if it had never stopped; the checkpoint holds the model, the EMA, the optimiser and the
@@ -281,8 +282,35 @@ def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32, devi
     return euler_ode(prior, x.to(device or "cpu"), sigmas).cpu()
 
 
+def hydra_main(argv: list[str] | None = None) -> int:
+    """``invprob train key=value ...``: the Hydra app (``invprob/conf/train.yaml``)."""
+    import sys
+
+    import hydra
+    from omegaconf import OmegaConf
+
+    search = Path(__file__).resolve().parent / "conf"
+
+    @hydra.main(config_path=str(search), config_name="train", version_base=None)
+    def _app(cfg) -> None:
+        args = OmegaConf.to_container(cfg, resolve=True)
+        quiet = args.pop("quiet", False)
+        args["block_out_channels"] = tuple(args["block_out_channels"])
+        out = train(TrainConfig(**args), progress=not quiet)
+        print(f"trained: {out} (model.safetensors, ema.safetensors, loss.png, samples.png)")
+
+    saved = sys.argv
+    sys.argv = [saved[0]] + list(sys.argv[1:] if argv is None else argv)
+    try:
+        _app()
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="invprob train", description="Train a denoising prior (EDM or flow).")
+    """``python -m invprob.training --data ... --out ...`` (argparse, the same fields)."""
+    parser = argparse.ArgumentParser(prog="python -m invprob.training", description="Train a denoising prior (EDM or flow).")
     for name, value in asdict(TrainConfig()).items():
         if name == "extra":
             continue
@@ -322,3 +350,7 @@ def export_prior(run: str | Path, target: str | Path) -> Path:
         if (run / extra).is_file():
             shutil.copyfile(run / extra, target / extra)
     return target
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

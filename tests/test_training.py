@@ -90,3 +90,19 @@ def test_resume_with_other_architecture_and_bad_sizes_are_named(tmp_path):
     wrong.channels = 3
     with pytest.raises(ValueError, match="channels"):
         train(wrong, progress=False)
+
+
+def test_invprob_train_is_a_hydra_app_that_resumes(tmp_path):
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "data.npy", np.random.default_rng(0).random((12, 8, 8)).astype(np.float32))
+    args = [sys.executable, "-m", "invprob.cli", "train", "data=data.npy", "out=run", "image_size=8",
+            "batch_size=4", "block_out_channels=[8,16]", "holdout=2", "checkpoint_every=2", "quiet=true"]
+    first = subprocess.run(args + ["num_steps=2"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(args + ["num_steps=4"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    state = torch.load(tmp_path / "run" / "trainer.pt", weights_only=True)
+    assert int(state["step"]) == 4 and len(state["losses"]) == 4  # resumed at step 2, not restarted
+    assert (tmp_path / "run" / "hydra" / ".hydra" / "config.yaml").is_file()

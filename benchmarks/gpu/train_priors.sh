@@ -14,7 +14,7 @@ run() {  # name, then train arguments
   local name=$1; shift
   local t0=$(date +%s)
   rm -rf "runs/$name" "export/$name"
-  $PY -m invprob.cli train --out "runs/$name" --device "$DEVICE" $AMP --quiet --num-steps 1000000 \
+  $PY -m invprob.training --out "runs/$name" --device "$DEVICE" $AMP --quiet --num-steps 1000000 \
       --checkpoint-every 1000000 --seed 0 "$@" 2>&1 | tail -3
   $PY -c "from invprob.training import export_prior; export_prior('runs/$name', 'export/$name')"
   echo "$name: $(( $(date +%s) - t0 )) s wall, steps $($PY -c "import json; print(json.load(open('export/$name/config.json'))['training']['steps_done'])")"
