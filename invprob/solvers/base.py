@@ -214,10 +214,14 @@ class Solver:
         start = time.perf_counter()
         state = self._start(proxy_problem, counted_prior, num_samples, generator)
         bar = tqdm(range(self.num_steps), desc=type(self).__name__, disable=not progress, leave=False)
+        every = max(1, self.num_steps // 50)  # data fit shown ~50 times per run (an uncounted operator call)
+        show_fit = progress and not problem.operator.black_box
         for i in bar:
             state = self.step(state, i)
             if callback is not None:
                 state = callback(state, i) or state
+            if show_fit and (i % every == 0 or i == self.num_steps - 1):
+                bar.set_postfix(data_fit=f"{_relative_residual(problem, state.x0_hat):.3g}")
         samples = self.result(state)
         seconds = time.perf_counter() - start
         state = state.replace(problem=problem, prior=prior)
@@ -230,3 +234,13 @@ class Solver:
         """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob._rng`)."""
         return _rng.randn(state.seeds, step, state.x.shape[1:], stream=stream,
                           dtype=state.x.dtype, device=state.x.device)
+
+
+def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:
+    """Median over samples of ``‖A(x̂₀) − y‖ / ‖y‖`` (the progress bar's data fit)."""
+    with torch.no_grad():
+        y = problem.measurement
+        k = x0_hat.shape[0] // y.shape[0]
+        y = y.repeat_interleave(k, dim=0)
+        r = (problem.operator(x0_hat.detach()) - y).abs().flatten(1).norm(dim=1)
+        return float((r / y.abs().flatten(1).norm(dim=1).clamp_min(1e-12)).median())
