@@ -260,10 +260,17 @@ def main(argv: list[str] | None = None) -> int:
 
     @hydra.main(config_path=str(search), config_name="config", version_base=None)
     def _app(cfg: DictConfig) -> None:
+        from .errors import CapabilityError, UnsupportedProblemError
+        from .priors.loading import CheckpointError
+
+        expected = (UserError, CheckpointError, UnsupportedProblemError, CapabilityError)
         try:
             run(cfg)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
+        except Exception as err:  # Hydra wraps errors raised while instantiating a preset
+            cause = err if isinstance(err, expected) else err.__cause__
+            if not isinstance(cause, expected):
+                raise
+            print(f"error: {cause}", file=sys.stderr)
             code["value"] = 2
 
     saved = sys.argv

@@ -44,6 +44,13 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path):
     np.save(tmp_path / "wrong.npy", np.zeros((1, 1, 5, 5)))
     wrong = invprob(["solve", *FAST, "input=wrong.npy", "hydra.run.dir=run2"], tmp_path)
     assert wrong.returncode == 2 and "prior models (1, 8, 8)" in wrong.stderr
+    import os
+
+    env = dict(os.environ, INVPROB_CACHE=str(tmp_path / "cache"))
+    weights = subprocess.run([sys.executable, "-m", "invprob.cli", "solve", *FAST, "prior=ffhq-adm",
+                              "hydra.run.dir=run3"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert weights.returncode == 2 and "missing file ffhq_10m.pt" in weights.stderr
+    assert "Traceback" not in weights.stderr and len(weights.stderr.strip().splitlines()) == 1
     unknown = invprob(["solve", *FAST, "solver=dpss"], tmp_path)
     assert unknown.returncode != 0 and "dps" in unknown.stderr  # Hydra lists the available options
 
