@@ -26,7 +26,15 @@ def _load_truth(path: str, prior, dtype) -> torch.Tensor:
     p = Path(to_absolute_path(path))  # the run dir is the cwd: resolve against the launch dir
     if not p.exists():
         raise UserError(f"input not found: {p}")
-    if p.suffix == ".npy":
+    if p.is_dir():  # a folder of images: one measurement each, in name order
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif"))
+        if not files:
+            raise UserError(f"input folder {p} holds no images (.png, .jpg, .bmp, .tif).")
+        images = [load_image(f, gray=(prior.x_shape is None or prior.x_shape[0] == 1)) for f in files]
+        if len({tuple(x.shape) for x in images}) > 1:
+            raise UserError(f"the images in {p} differ in size; crop them to one size first.")
+        x = torch.cat(images)
+    elif p.suffix == ".npy":
         x = torch.as_tensor(np.load(p, allow_pickle=False))
         x = x[None] if prior.x_shape is not None and x.dim() == len(prior.x_shape) else x
     else:
@@ -143,8 +151,7 @@ def run(cfg) -> dict:
             raise UserError(f"the ground truth is {tuple(truth.shape[1:])} but the operator acts on "
                             f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input.")
         problem = Problem.simulate(operator, truth, noise, generator=torch.Generator(device).manual_seed(cfg.seed))
-    result = solver.solve(problem, prior, num_samples=cfg.num_samples, generator=cfg.seed, progress=not cfg.quiet)
-    samples = result.samples.detach().cpu()
+    result, samples = _solve_in_batches(solver, problem, prior, cfg)
     mean, std = samples.mean(1), samples.std(1) if samples.shape[1] > 1 else torch.zeros_like(samples[:, 0])
     np.save(out / "samples.npy", samples.numpy())
     np.save(out / "mean.npy", mean.numpy())
@@ -177,6 +184,33 @@ def run(cfg) -> dict:
     _figure(out, truth, problem, samples, mean, std, rng)
     print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
     return metrics
+
+
+def _solve_in_batches(solver, problem, prior, cfg):
+    """Solve ``batch_size`` measurements at a time (all at once when ``null``). Seeds depend on
+    the sample index only, so the samples are the same whatever the batch size."""
+    from .problem import Problem
+
+    M, size = problem.num_measurements, cfg.get("batch_size")
+    if size is None or size >= M:
+        result = solver.solve(problem, prior, num_samples=cfg.num_samples, generator=cfg.seed, progress=not cfg.quiet)
+        return result, result.samples.detach().cpu()
+    if size < 1:
+        raise UserError(f"`batch_size` must be >= 1 or null, got {size}.")
+    per_measurement = [n for n, b in problem.operator.named_buffers() if b.dim() >= 3 and b.shape[0] == M]
+    if per_measurement:
+        raise UserError(f"the operator has one {per_measurement[0]} per measurement; solve all {M} together "
+                        f"(batch_size=null) or build it with a single one.")
+    parts, results = [], []
+    for start in range(0, M, size):
+        sub = Problem(problem.operator, problem.measurement[start:start + size], problem.noise)
+        results.append(solver.solve(sub, prior, num_samples=cfg.num_samples, generator=cfg.seed,
+                                    progress=not cfg.quiet))
+        parts.append(results[-1].samples.detach().cpu())
+    first = results[0]
+    first.seconds = sum(r.seconds for r in results)
+    first.operator_calls = sum(r.operator_calls for r in results)
+    return first, torch.cat(parts)
 
 
 def _save_pngs(out: Path, mean: torch.Tensor, std: torch.Tensor, data_range) -> None:

@@ -139,3 +139,21 @@ def test_multirun_through_submitit_local_launcher_and_slurm_preset(tmp_path):
     cfg = invprob(["solve", "hydra/launcher=slurm", "--cfg", "hydra", "--package", "hydra.launcher"], tmp_path)
     assert cfg.returncode == 0, cfg.stderr
     assert "SlurmLauncher" in cfg.stdout and "cpus_per_task: 4" in cfg.stdout
+
+
+def test_folder_input_and_batch_size_give_the_same_samples(tmp_path):
+    import torch
+
+    from invprob.io import save_image
+
+    folder = tmp_path / "truths"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+    whole = invprob(["solve", *FAST, "input=truths", "hydra.run.dir=whole"], tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    parts = invprob(["solve", *FAST, "input=truths", "batch_size=2", "hydra.run.dir=parts"], tmp_path)
+    assert parts.returncode == 0, parts.stderr
+    a, b = np.load(tmp_path / "whole" / "samples.npy"), np.load(tmp_path / "parts" / "samples.npy")
+    assert a.shape == (3, 3, 1, 8, 8) and np.allclose(a, b, atol=1e-12)
