@@ -100,14 +100,20 @@ def _load(cls, folder: Path, name: str, dtype: torch.dtype):
         raise CheckpointError(f"cannot load {cls.__name__} from {path} (safetensors weights needed): {err}") from err
 
 
-def _scheduler(folder: Path):
-    from diffusers import DDPMScheduler
+def _load_pipeline(folder: str | Path, what: str, autoencoder_cls, autoencoder_dir: str, unet_cls,
+                   dtype: torch.dtype):
+    """``(autoencoder, unet, scheduler)`` of a local latent-diffusion directory."""
+    from .loading import ddpm_schedule
 
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{what} directory not found: {folder}")
+    autoencoder = _load(autoencoder_cls, folder, autoencoder_dir, dtype)
+    unet = _load(unet_cls, folder, "unet", dtype)
     file = _subdir(folder, "scheduler") / "scheduler_config.json"
     if not file.is_file():
         raise CheckpointError(f"missing {file}: the noise schedule is needed to interpret the UNet.")
-    config = json.loads(file.read_text())
-    return DDPMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    return autoencoder, unet, ddpm_schedule(json.loads(file.read_text()))
 
 
 def encode_prompt(folder: str | Path, prompt: str = "") -> Tensor:
@@ -136,12 +142,8 @@ def load_stable_diffusion(folder: str | Path, prompt: str = "", prompt_embeds: T
     """
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"Stable Diffusion directory not found: {folder}")
-    vae = _load(AutoencoderKL, folder, "vae", dtype)
-    unet = _load(UNet2DConditionModel, folder, "unet", dtype)
-    scheduler = _scheduler(folder)
+    vae, unet, scheduler = _load_pipeline(folder, "Stable Diffusion", AutoencoderKL, "vae", UNet2DConditionModel,
+                                          dtype)
     if prompt_embeds is None:
         prompt_embeds = encode_prompt(folder, prompt)
     if prompt_embeds.shape[-1] != unet.config.cross_attention_dim:
@@ -164,12 +166,7 @@ def load_ldm_vq(folder: str | Path, dtype: torch.dtype = torch.float32) -> Laten
 
     from .loading import _UNetCall
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(f"LDM directory not found: {folder}")
-    vq = _load(VQModel, folder, "vqvae", dtype)
-    unet = _load(UNet2DModel, folder, "unet", dtype)
-    scheduler = _scheduler(folder)
+    vq, unet, scheduler = _load_pipeline(folder, "LDM", VQModel, "vqvae", UNet2DModel, dtype)
     size = unet.config.sample_size
     latent_shape = (unet.config.in_channels, size, size)
     latent = VPPrior(_UNetCall(unet), scheduler.alphas_cumprod, prediction=scheduler.config.prediction_type,

@@ -76,11 +76,19 @@ class _UNetCall(nn.Module):
         return self.unet(x.to(self.unet.dtype), t.to(self.unet.dtype)).sample.to(x.dtype)
 
 
+def ddpm_schedule(config: dict):
+    """A diffusers ``DDPMScheduler`` holding the training schedule (ᾱ, ``prediction_type``) of any
+    discrete scheduler config (DDPM / DDIM / Euler ...; private ``_`` keys dropped)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+
+
 def from_diffusers(path: str | Path, data_range: tuple[float, float] = (-1.0, 1.0), clip_denoised: bool = False,
                    torch_dtype: torch.dtype = torch.float32):
     """A σ-space prior from a local diffusers pipeline directory (``unet/`` + ``scheduler/``)
     or a bare model directory with a ``scheduler_config.json`` beside it."""
-    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers import UNet2DModel
 
     path = Path(path)
     if not path.is_dir():
@@ -103,7 +111,7 @@ def from_diffusers(path: str | Path, data_range: tuple[float, float] = (-1.0, 1.
     if "FlowMatch" in config.get("_class_name", ""):
         return FlowPrior(network, time_scale=config.get("num_train_timesteps", 1000), x_shape=x_shape,
                          data_range=data_range)
-    scheduler = DDPMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    scheduler = ddpm_schedule(config)
     learn_sigma = unet.config.out_channels == 2 * unet.config.in_channels
     return VPPrior(network, scheduler.alphas_cumprod, prediction=scheduler.config.prediction_type,
                    x_shape=x_shape, data_range=data_range, learn_sigma=learn_sigma, clip_denoised=clip_denoised)
