@@ -51,8 +51,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @torch.no_grad()
-def evaluate(name: str, num_images: int, seed: int = 0) -> dict:
-    prior = get_prior(name)
+def evaluate(name: str, num_images: int, seed: int = 0, prior=None, samples_png: Path | None = None) -> dict:
+    """Denoising PSNR of prior ``name`` (or of ``prior``, scored on ``name``'s held-apart images)."""
+    prior = get_prior(name) if prior is None else prior
     clean = HELD_APART[name]()[:num_images]
     g = torch.Generator().manual_seed(seed)
     rows = {}
@@ -65,7 +66,7 @@ def evaluate(name: str, num_images: int, seed: int = 0) -> dict:
     samples = sample_unconditional(prior, 16, seed=seed)
     C, H, W = prior.x_shape
     grid = samples.reshape(4, 4, C, H, W).permute(2, 0, 3, 1, 4).reshape(C, 4 * H, 4 * W)
-    save_image(grid, RESULTS / f"prior_{name}_samples.png")
+    save_image(grid, samples_png or RESULTS / f"prior_{name}_samples.png")
     return rows, clean.shape[0]
 
 
@@ -77,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--priors", nargs="*", default=list(HELD_APART))
     parser.add_argument("--num-images", type=int, default=64)
+    parser.add_argument("--exported", nargs="*", default=None, metavar="NAME=FOLDER",
+                        help="score exported priors (e.g. a CPU-recipe run) on NAME's held-apart images instead; "
+                             "writes results/priors_exported.md")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
+    if args.exported:
+        return _score_exported(args.exported, args.num_images)
     lines = ["| prior | held-apart images | " + " | ".join(f"σ={s}: noisy → denoised (dB)" for s in SIGMAS) + " |",
              "|---|---|" + "---|" * len(SIGMAS)]
     start = time.perf_counter()
@@ -99,6 +105,23 @@ def main(argv: list[str] | None = None) -> int:
             f"(σ is in [-1, 1] units: σ = 0.1 is 12.75/255 on a [0, 255] scale).\n\n" + "\n".join(lines) + "\n")
     (RESULTS / "priors.md").write_text(text)
     print(text)
+    return 0
+
+
+def _score_exported(specs: list[str], num_images: int) -> int:
+    from invprob.priors.shipped import load_shipped
+
+    lines = ["| prior | folder | steps | " + " | ".join(f"σ={s}" for s in SIGMAS) + " |", "|---|---|---|" + "---|" * len(SIGMAS)]
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        folder = Path(folder)
+        prior = load_shipped(folder.name, folder=folder, fully_convolutional=name == "natural-gray")
+        rows, _ = evaluate(name, num_images, prior=prior, samples_png=RESULTS / f"prior_{name}_{folder.name}_samples.png")
+        steps = json.loads((folder / "config.json").read_text())["training"].get("steps_done")
+        cells = " | ".join(f"{rows[s][0]:.2f} → {rows[s][1]:.2f}" for s in SIGMAS)
+        lines.append(f"| `{name}` | {folder} | {steps} | {cells} |")
+        print(lines[-1], flush=True)
+    (RESULTS / "priors_exported.md").write_text("\n".join(lines) + "\n")
     return 0
 
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Train the shipped natural-gray, brain-mri and mnist-flow priors on one GPU (the recipe behind
+# Train the natural-gray, brain-mri and mnist-flow priors (the recipes behind
 # invprob/weights/*/config.json "training"). Run from the repository root:
-#   INVPROB_DATA=/path/to/shared/data OUT=/tmp/out SCALE=1 bash benchmarks/gpu/train_priors.sh
-# SCALE multiplies every time budget (SCALE=0.02 is a smoke test on a CPU with DEVICE=cpu).
+#   INVPROB_DATA=/path/to/shared/data OUT=/tmp/out bash benchmarks/gpu/train_priors.sh
+# RECIPE=gpu (default): the shipped priors, one GPU, bf16 autocast, 3.6 M-parameter UNet.
+# RECIPE=cpu: the 2-core-CPU recipe of issue #5 (natural-gray 60 min, brain-mri 45 min; a smaller
+#   16/32/64 UNet and smaller batches so that the budget buys thousands of steps).
+# SCALE multiplies every time budget (SCALE=0.02 is a smoke test). ONLY=<name> trains one prior.
 # Each prior is exported with invprob.training.export_prior and packed as $OUT/<name>.tar.
 set -euo pipefail
+RECIPE=${RECIPE:-gpu}
 SCALE=${SCALE:-1}
-DEVICE=${DEVICE:-cuda}
-AMP=${AMP:---amp}
 PY=${PY:-python3}
+ONLY=${ONLY:-}
+if [ "$RECIPE" = cpu ]; then DEVICE=${DEVICE:-cpu}; AMP=${AMP:-}; else DEVICE=${DEVICE:-cuda}; AMP=${AMP:---amp}; fi
 mins() { $PY -c "print($1 * $SCALE)"; }
 run() {  # name, then train arguments
   local name=$1; shift
+  if [ -n "$ONLY" ] && [ "$ONLY" != "$name" ]; then return; fi
   local t0=$(date +%s)
   rm -rf "runs/$name" "export/$name"
   $PY -m invprob.training --out "runs/$name" --device "$DEVICE" $AMP --quiet --num-steps 1000000 \
@@ -20,7 +25,16 @@ run() {  # name, then train arguments
   echo "$name: $(( $(date +%s) - t0 )) s wall, steps $($PY -c "import json; print(json.load(open('export/$name/config.json'))['training']['steps_done'])")"
   tar -C export -cf "$OUT/$name.tar" "$name"
 }
-mkdir -p export
+mkdir -p export "$OUT"
+if [ "$RECIPE" = cpu ]; then
+  # Same data, crops and objective as the GPU recipe; network and batch sized for 2 cores
+  # (the CPU-trained mnist prior's 16/32/64 UNet, one layer per block).
+  run natural-gray --data train400 --holdout 0 --image-size 64 --batch-size 32 --flips --lr 4e-4 \
+      --block-out-channels 16 32 64 --layers-per-block 1 --max-minutes "$(mins 60)"
+  run brain-mri --data brain-mri --holdout 5 --resize 128 --image-size 96 --batch-size 16 --flips --lr 4e-4 \
+      --block-out-channels 16 32 64 --layers-per-block 1 --max-minutes "$(mins 45)"
+  exit 0
+fi
 # Natural grayscale images: 64x64 patches of train400 (all 400 images; Set12 is the held-apart test set).
 run natural-gray --data train400 --holdout 0 --image-size 64 --batch-size 128 --flips --lr 4e-4 \
     --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 3.5)"
