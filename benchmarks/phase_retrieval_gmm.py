@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 
 import torch
@@ -37,10 +38,89 @@ def aligned_rmse(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return err.min(0).values
 
 
+def trivial_images(x: torch.Tensor) -> torch.Tensor:
+    """``(4, N, ...)``: x, −x, rot180(x), −rot180(x) — the images |F(pad(·))| cannot tell apart."""
+    rotated = x.flip(-2, -1)
+    return torch.stack([x, -x, rotated, -rotated])
+
+
+def ascend(log_post, x: torch.Tensor, steps: int = 3000, lr: float = 0.02) -> torch.Tensor:
+    """Local maxima of ``log_post`` reached from each row of ``x`` (Adam, cosine-decayed step)."""
+    x = x.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        opt.zero_grad()
+        (-log_post(x).sum()).backward()
+        opt.step()
+        schedule.step()
+    return x.detach()
+
+
+def laplace_log_mass(log_post, modes: torch.Tensor) -> torch.Tensor:
+    """Laplace estimate of the posterior mass of each mode: ``log p̃(m) + d/2 log 2π − ½ log det(−H)``
+    with ``H`` the exact Hessian of the log posterior at ``m``; NaN where ``−H`` is not positive
+    definite (the ascent stopped at a saddle or has not converged)."""
+    shape, d = modes.shape[1:], modes[0].numel()
+    out = []
+    for m in modes:
+        hess = torch.autograd.functional.hessian(lambda v: log_post(v.reshape(1, *shape))[0], m.flatten())
+        eig = torch.linalg.eigvalsh(-(hess + hess.T) / 2)
+        out.append(float("nan") if eig.min() <= 0 else
+                   (log_post(m[None])[0] + 0.5 * d * math.log(2 * math.pi) - 0.5 * eig.log().sum()).item())
+    return torch.tensor(out, dtype=modes.dtype)
+
+
+def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
+    """The posterior's modes up to the trivial ambiguities, with Laplace masses.
+
+    Every start is ascended to its local maximum; each maximum's four trivial images are
+    ascended too (the prior is not symmetric, so they are separate modes of different mass).
+    Maxima closer than ``tol`` (RMSE) are merged; orbits are groups of maxima within ``tol``
+    after alignment. Returns the orbit representatives ``(J, ...)``, their log masses
+    (log-sum-exp over the orbit's distinct maxima) and normalised weights, best first."""
+    found = ascend(log_post, starts)
+    images = ascend(log_post, trivial_images(found).flatten(0, 1))
+    maxima = torch.cat([found, images])
+    log_mass = laplace_log_mass(log_post, maxima)
+    keep = ~log_mass.isnan()
+    maxima, log_mass = maxima[keep], log_mass[keep]
+    order = log_mass.argsort(descending=True)
+    maxima, log_mass = maxima[order], log_mass[order]
+    distinct, distinct_mass = [], []  # dedupe maxima (plain RMSE)
+    for m, lm in zip(maxima, log_mass):
+        if not distinct or (torch.stack(distinct) - m).flatten(1).pow(2).mean(1).sqrt().min() >= tol:
+            distinct.append(m)
+            distinct_mass.append(lm)
+    reps, members = [], []  # group into orbits (aligned RMSE)
+    for m, lm in zip(distinct, distinct_mass):
+        j = next((j for j, r in enumerate(reps) if aligned_rmse(m[None], r)[0] < tol), None)
+        if j is None:
+            reps.append(m)
+            members.append([lm])
+        else:
+            members[j].append(lm)
+    orbit_mass = torch.stack([torch.logsumexp(torch.stack(ms), 0) for ms in members])
+    order = orbit_mass.argsort(descending=True)
+    reps = torch.stack(reps)[order]
+    orbit_mass = orbit_mass[order]
+    return {"modes": reps, "log_mass": orbit_mass, "weights": (orbit_mass - orbit_mass.logsumexp(0)).exp(),
+            "num_maxima": len(distinct)}
+
+
+def assign_to_modes(log_post, samples: torch.Tensor, modes: torch.Tensor, tol: float = 0.05) -> torch.Tensor:
+    """Index of the census orbit whose basin each sample lies in (ascent from the sample, then
+    aligned RMSE < ``tol`` to the orbit's representative); −1 where none matches."""
+    reached = ascend(log_post, samples)
+    dist = torch.stack([aligned_rmse(reached, m) for m in modes], 1)  # (N, J)
+    best = dist.min(1)
+    return torch.where(best.values < tol, best.indices, torch.full_like(best.indices, -1))
+
+
 def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
-        sigma_y: float = testbed.SIGMA_Y) -> dict:
+        sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0) -> dict:
     prior = testbed.gmm_prior(seed)
-    op = PhaseRetrieval(testbed.X_SHAPE, oversampling=2.0).to(torch.float64)
+    op = PhaseRetrieval(testbed.X_SHAPE, oversampling=oversampling).to(torch.float64)
     g = torch.Generator().manual_seed(seed + 3)
     truth = prior.sample(1, g)
     problem = Problem.simulate(op, truth, noise.Gaussian(sigma_y), generator=g)
@@ -53,13 +133,13 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
 
     density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
 
-    def log_post(x):  # unnormalised log p(x | y), (N,)
-        with torch.no_grad():
-            return density.log_prob(x) + problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
+    def log_post(x):  # unnormalised log p(x | y), (N,); differentiable (the census ascends it)
+        return density.log_prob(x) + problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
 
-    report = {"sigma_y": sigma_y, "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
+    report = {"sigma_y": sigma_y, "oversampling": oversampling, "y_shape": list(op.y_shape), "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
               "truth_log_posterior": log_post(truth).item(), "rows": {}}
     prior_samples = prior.sample(num_samples, g)
+    all_samples = {}
     report["rows"]["prior (no data)"] = {"aligned_rmse_median": aligned_rmse(prior_samples, truth[0]).median().item(),
                                          "residual_median": residual(prior_samples).median().item(),
                                          "log_posterior_median": log_post(prior_samples).median().item()}
@@ -75,7 +155,30 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
                                   "log_posterior_median": log_post(s).median().item(),
                                   "fraction_log_posterior_above_truth": (log_post(s) >= log_post(truth)).double().mean().item(),
                                   "nfe": result.nfe, "seconds": result.seconds}
+        all_samples[preset] = s
+    if census_starts:
+        _census(report, log_post, truth, prior_samples, all_samples, prior.sample(census_starts, g))
     return report
+
+
+def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, starts) -> None:
+    """Mode census (Laplace masses) and, per row, how the samples spread over its orbits."""
+    start = time.perf_counter()
+    census = mode_census(log_post, torch.cat([starts, truth, *all_samples.values()]))
+    weights = census["weights"]
+    truth_orbit = assign_to_modes(log_post, truth, census["modes"])[0].item()
+    report["census"] = {"orbits": len(weights), "maxima": census["num_maxima"],
+                        "weights_top10": weights[:10].tolist(), "truth_orbit": truth_orbit,
+                        "orbits_for_90pct": int((weights.cumsum(0) < 0.9).sum().item()) + 1,
+                        "seconds": time.perf_counter() - start}
+    for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
+        which = assign_to_modes(log_post, samples, census["modes"])
+        freq = torch.bincount(which[which >= 0], minlength=len(weights)).to(weights.dtype) / len(which)
+        unassigned = (which < 0).double().mean().item()
+        report["rows"][name].update({
+            "mode_tv": 0.5 * ((freq - weights).abs().sum().item() + unassigned),
+            "top_orbit_frequency": freq[0].item(), "truth_orbit_frequency": freq[truth_orbit].item()
+            if truth_orbit >= 0 else float("nan"), "unassigned": unassigned})
 
 
 def main(argv=None) -> int:
@@ -85,12 +188,19 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", nargs="*", default=["daps-phase-retrieval", "daps-sigma-y", "dps-phase-retrieval"])
     parser.add_argument("--json", default=None)
     parser.add_argument("--sigma-y", type=float, default=testbed.SIGMA_Y)
+    parser.add_argument("--oversampling", type=float, default=2.0,
+                        help="DPS/DAPS convention: pad oversampling/8 · H per side (2.0: 1.5x per axis)")
+    parser.add_argument("--census", type=int, default=0, metavar="N",
+                        help="mode census from N prior samples (plus the truth and every sample); 0: off")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    report = run(args.seed, args.num_samples, args.presets, sigma_y=args.sigma_y)
+    report = run(args.seed, args.num_samples, args.presets, sigma_y=args.sigma_y, oversampling=args.oversampling,
+                 census_starts=args.census)
     report["total_seconds"] = time.perf_counter() - start
     print(f"truth's own relative residual: {report['truth_residual']:.4f}, "
           f"log posterior {report['truth_log_posterior']:.1f}")
+    if "census" in report:
+        print("census:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in report["census"].items()})
     for name, row in report["rows"].items():
         print(f"{name:24s} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
     if args.json:

@@ -37,6 +37,9 @@ SOLVERS = {
     "reddiff": ("reddiff", {}),
     "daps": ("daps", {}),
     "daps-sigma-y": ("daps-sigma-y", {}),
+    # DAPS-1K with the official configs' other Langevin step (5e-5: box inpainting, motion blur,
+    # phase retrieval), the one that is stable for ‖A‖ up to √2 at τ = 0.01.
+    "daps (lr 5e-5)": ("daps", {"lr": 5e-5}),
     "enkg": ("enkg", {}),
     "enkg-gmm-tuned": ("enkg-gmm-tuned", {}),
 }

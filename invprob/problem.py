@@ -42,6 +42,15 @@ class Problem:
         self.measurement = measurement
         self.noise = noise
 
+    def with_operator(self, operator) -> "Problem":
+        """A shallow copy whose forward model is ``operator`` (e.g. a call-counting wrapper of
+        the same operator); the measurement was validated already and is shared, not copied."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.operator = operator
+        return clone
+
     @classmethod
     def simulate(cls, operator: Operator, x: Tensor, noise: NoiseModel,
                  generator: torch.Generator | None = None) -> "Problem":

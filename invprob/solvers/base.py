@@ -208,8 +208,7 @@ class Solver:
         counted_prior = _Counter(prior, "denoise")
         counted_op = _Counter(problem.operator, "__call__")
         # The solver sees proxies so that every network and operator call is counted.
-        proxy_problem = object.__new__(Problem)
-        proxy_problem.__dict__.update(problem.__dict__, operator=counted_op)
+        proxy_problem = problem.with_operator(counted_op)
         self.check(problem, prior)
         start = time.perf_counter()
         state = self._start(proxy_problem, counted_prior, num_samples, generator)

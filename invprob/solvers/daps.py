@@ -49,9 +49,11 @@ class DAPS(Solver):
     ``num_steps · langevin_steps`` operator evaluations with gradients. Works with any
     differentiable operator, linear or not (phase retrieval).
 
-    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 1.47 on inpainting at the paper
-    settings, which are refused on the Gaussian matrix (lr·‖A‖²/τ² = 1.81 > 1: unstable);
-    ``daps-sigma-y`` 2.09 / 1.78 with 90 % coverage 0.96 / 0.92. Prior: 22.8 / 12.8.
+    Measured (GMM test bed, seed 7, 500 samples, ``benchmarks/posterior_gmm.py``): SW2/floor
+    1.47 on inpainting at the paper settings (lr 1e-4), which are refused on the Gaussian matrix
+    (lr·‖A‖²/τ² = 1.81 > 1: unstable); with the official configs' other step, lr 5e-5: 1.49 on
+    inpainting and 1.64 on the Gaussian matrix (90 % coverage 0.63 / 0.87); ``daps-sigma-y``
+    2.09 / 1.78 (coverage 0.96 / 0.92). Prior: 22.8 / 12.8.
 
     Args:
         num_steps: annealing levels (200; ``configs/sampler/edm_daps.yaml``).
