@@ -121,7 +121,9 @@ def _score_exported(specs: list[str], num_images: int) -> int:
         cells = " | ".join(f"{rows[s][0]:.2f} → {rows[s][1]:.2f}" for s in SIGMAS)
         lines.append(f"| `{name}` | {folder} | {steps} | {cells} |")
         print(lines[-1], flush=True)
-    (RESULTS / "priors_exported.md").write_text("\n".join(lines) + "\n")
+    header = (f"`python benchmarks/priors.py --num-images {num_images} --exported {' '.join(specs)}`: denoising "
+              "PSNR (noisy → denoised, dB) on the held-apart images and noise draws of `priors.md`.\n\n")
+    (RESULTS / "priors_exported.md").write_text(header + "\n".join(lines) + "\n")
     return 0
 
 

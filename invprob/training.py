@@ -177,8 +177,10 @@ def _save(out: Path, unet, ema, optimizer, step: int, losses: list[float], confi
 
 
 def _export_config(config: TrainConfig, unet) -> dict:
+    # Trained on crops of resized images: the prior is meant for the whole resized image.
+    side = config.resize if config.resize and config.resize > config.image_size else config.image_size
     return {"objective": config.objective, "sigma_data": config.sigma_data, "data_range": [-1.0, 1.0],
-            "x_shape": [config.channels, config.image_size, config.image_size],
+            "x_shape": [config.channels, side, side],
             "unet": {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet.config.items()
                      if not k.startswith("_")},
             "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}}

@@ -106,3 +106,14 @@ def test_invprob_train_is_a_hydra_app_that_resumes(tmp_path):
     state = torch.load(tmp_path / "run" / "trainer.pt", weights_only=True)
     assert int(state["step"]) == 4 and len(state["losses"]) == 4  # resumed at step 2, not restarted
     assert (tmp_path / "run" / "hydra" / ".hydra" / "config.yaml").is_file()
+
+
+def test_export_config_of_crops_of_resized_images_is_the_resized_image():
+    from types import SimpleNamespace
+
+    from invprob.training import _export_config
+
+    unet = SimpleNamespace(config={})
+    crops = _export_config(TrainConfig(data="brain-mri", image_size=96, resize=128), unet)
+    assert crops["x_shape"] == [1, 128, 128]  # trained on 96² crops of 128² slices: meant for 128²
+    assert _export_config(TrainConfig(data="mnist", image_size=32), unet)["x_shape"] == [1, 32, 32]
