@@ -89,13 +89,13 @@ def laplace_log_mass(log_post, modes: torch.Tensor, chunk: int = 64) -> torch.Te
     return torch.cat(out)
 
 
-def _distinct(x: torch.Tensor, tol: float) -> torch.Tensor:
-    """The rows of ``x`` with no earlier row within RMSE ``tol``."""
+def _distinct(x: torch.Tensor, tol: float) -> list[int]:
+    """Indices of the rows of ``x`` with no earlier kept row within RMSE ``tol``."""
     keep = []
     for i in range(len(x)):
         if not keep or (x[keep] - x[i]).flatten(1).pow(2).mean(1).sqrt().min() >= tol:
             keep.append(i)
-    return x[keep]
+    return keep
 
 
 def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
@@ -106,7 +106,8 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
     Maxima closer than ``tol`` (RMSE) are merged; orbits are groups of maxima within ``tol``
     after alignment. Returns the orbit representatives ``(J, ...)``, their log masses
     (log-sum-exp over the orbit's distinct maxima) and normalised weights, best first."""
-    found = _distinct(ascend(log_post, starts), tol)
+    found = ascend(log_post, starts)
+    found = found[_distinct(found, tol)]
     images = ascend(log_post, trivial_images(found)[1:].flatten(0, 1))
     maxima = torch.cat([found, images])
     log_mass = laplace_log_mass(log_post, maxima)
@@ -114,11 +115,8 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
     maxima, log_mass = maxima[keep], log_mass[keep]
     order = log_mass.argsort(descending=True)
     maxima, log_mass = maxima[order], log_mass[order]
-    distinct, distinct_mass = [], []  # dedupe maxima (plain RMSE)
-    for m, lm in zip(maxima, log_mass):
-        if not distinct or (torch.stack(distinct) - m).flatten(1).pow(2).mean(1).sqrt().min() >= tol:
-            distinct.append(m)
-            distinct_mass.append(lm)
+    keep = _distinct(maxima, tol)  # heaviest first, so each duplicate keeps the best estimate
+    distinct, distinct_mass = maxima[keep], log_mass[keep]
     reps, members = [], []  # group into orbits (aligned RMSE)
     for m, lm in zip(distinct, distinct_mass):
         j = next((j for j, r in enumerate(reps) if aligned_rmse(m[None], r)[0] < tol), None)

@@ -114,6 +114,8 @@ def _score_exported(specs: list[str], num_images: int) -> int:
     lines = ["| prior | folder | steps | " + " | ".join(f"σ={s}" for s in SIGMAS) + " |", "|---|---|---|" + "---|" * len(SIGMAS)]
     for spec in specs:
         name, _, folder = spec.partition("=")
+        if name not in HELD_APART or not folder:
+            raise SystemExit(f"--exported: expected NAME=FOLDER with NAME one of {sorted(HELD_APART)}, got {spec!r}")
         folder = Path(folder)
         prior = load_shipped(folder.name, folder=folder, fully_convolutional=name == "natural-gray")
         rows, _ = evaluate(name, num_images, prior=prior, samples_png=RESULTS / f"prior_{name}_{folder.name}_samples.png")
