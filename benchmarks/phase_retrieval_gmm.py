@@ -142,6 +142,15 @@ def assign_to_modes(log_post, samples: torch.Tensor, modes: torch.Tensor, tol: f
     return torch.where(best.values < tol, best.indices, torch.full_like(best.indices, -1))
 
 
+def mode_tv_floor(weights: torch.Tensor, num_samples: int, draws: int = 2000, seed: int = 0) -> float:
+    """Mean ``mode_tv`` of an exact sampler with ``num_samples`` samples: the TV distance between
+    multinomial frequencies drawn from ``weights`` and ``weights`` themselves (finite-sample floor)."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.stack([torch.bincount(torch.multinomial(weights, num_samples, True, generator=g),
+                                         minlength=len(weights)) for _ in range(draws)])
+    return 0.5 * (counts.to(weights.dtype) / num_samples - weights).abs().sum(1).mean().item()
+
+
 def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
         sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0) -> dict:
     prior = testbed.gmm_prior(seed)
@@ -194,8 +203,9 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
     weights = census["weights"]
     truth_orbit = assign_to_modes(log_post, truth, census["modes"])[0].item()
     report["census"] = {"orbits": len(weights), "maxima": census["num_maxima"],
-                        "weights_top10": weights[:10].tolist(), "truth_orbit": truth_orbit,
+                        "weights": weights.tolist(), "truth_orbit": truth_orbit,
                         "orbits_for_90pct": int((weights.cumsum(0) < 0.9).sum().item()) + 1,
+                        "mode_tv_floor": mode_tv_floor(weights, len(next(iter(all_samples.values()), prior_samples))),
                         "seconds": time.perf_counter() - start}
     for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
         which = assign_to_modes(log_post, samples, census["modes"])
@@ -226,7 +236,9 @@ def main(argv=None) -> int:
     print(f"truth's own relative residual: {report['truth_residual']:.4f}, "
           f"log posterior {report['truth_log_posterior']:.1f}")
     if "census" in report:
-        print("census:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in report["census"].items()})
+        census = report["census"]
+        print("census:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in census.items() if k != "weights"},
+              "top weights", [round(w, 3) for w in census["weights"][:10]])
     for name, row in report["rows"].items():
         print(f"{name:24s} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
     if args.json:

@@ -138,6 +138,15 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_report(report: dict, table: str) -> str:
+    """The ``.md`` file: the commands that produced the rows (from ``report["runs"]``), then the table."""
+    def line(r):
+        took = f"{r['seconds']} s" if r.get("seconds") is not None else "time not recorded"
+        return f"- `{r['command']}` ({took} on {r['threads']} threads" + (f"; {r['note']}" if r.get("note") else "") + ")"
+    return (f"{report['num_samples']} samples per row. Produced by (rows of later commands replace earlier ones):\n\n"
+            + "\n".join(line(r) for r in report["runs"]) + f"\n\n{table}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=7, help="chooses the test-bed problem")
@@ -160,13 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     report = run(args.seed, args.num_samples, solvers, progress=args.progress, deepinv_solvers=deepinv_solvers)
     report["total_seconds"] = time.perf_counter() - start
-    report["command"] = " ".join(["python", "benchmarks/posterior_gmm.py", *sys.argv[1:]])
+    this_run = {"command": " ".join(["python", "benchmarks/posterior_gmm.py", *(sys.argv[1:] if argv is None else argv)]),
+                "seconds": round(report["total_seconds"]), "threads": report["threads"]}
+    report["runs"] = [this_run]
     print(f"total {report['total_seconds']:.0f}s")
     if args.json and args.solvers and Path(args.json).is_file():
-        # Re-running a subset: merge the new rows into the existing report.
+        # Re-running a subset: merge the new rows into the existing report and log the command.
         old = json.loads(Path(args.json).read_text())
         for name, entry in report["problems"].items():
             old["problems"][name]["solvers"].update(entry["solvers"])
+        old.setdefault("runs", [{"command": old.get("command"), "seconds": round(old["total_seconds"]),
+                                 "threads": old["threads"]}]).append(this_run)
         report = old
     table = markdown_table(report)
     print(table)
@@ -174,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
         with open(args.json.rsplit(".", 1)[0] + ".md", "w") as f:
-            f.write(f"`{report['command']}` ({report['num_samples']} samples, "
-                    f"{report['total_seconds']:.0f} s on {report['threads']} threads)\n\n{table}\n")
+            f.write(markdown_report(report, table))
     return 0
 
 

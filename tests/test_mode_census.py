@@ -44,3 +44,13 @@ def test_census_recovers_orbits_and_masses():
     which = assign_to_modes(log_post, samples, census["modes"])
     orbit_of_c = int((census["modes"] - means[2]).flatten(1).norm(dim=1).argmin())
     assert which.tolist() == [1 - orbit_of_c, orbit_of_c]
+
+
+def test_mode_tv_floor_matches_the_exact_binomial_expectation():
+    from phase_retrieval_gmm import mode_tv_floor
+
+    # Two orbits of weight 1/2, n = 4 samples: TV = |k/4 − 1/2| with k ~ Bin(4, 1/2),
+    # E = (2·1/2·1/16 + 0 + 2·1/4·4/16) = 3/16 (zero frequencies included).
+    weights = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    assert abs(mode_tv_floor(weights, 4, draws=20000) - 3 / 16) < 0.01
+    assert mode_tv_floor(torch.tensor([1.0], dtype=torch.float64), 10) == 0.0
