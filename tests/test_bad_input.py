@@ -88,3 +88,16 @@ def test_operator_input_checks():
 def test_bad_solver_arguments_are_named(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         get_solver(name, **kwargs)
+
+
+def test_a_diverging_run_stops_with_the_step_and_the_knob_instead_of_returning_nan():
+    # DAPS on phase retrieval with a Langevin step 10^4x the paper's: no ‖A‖ to refuse it at init
+    # (nonlinear), so the run must stop when the iterate blows up, naming `lr`.
+    from invprob.operators import PhaseRetrieval
+
+    prior = small_gmm(d_shape=(1, 4, 4), K=2)
+    problem = Problem.simulate(PhaseRetrieval((1, 4, 4)).to(torch.float64), prior.sample(1, torch.Generator().manual_seed(0)),
+                               noise.Gaussian(0.05))
+    solver = get_solver("daps-phase-retrieval", num_steps=10, langevin_steps=20, lr=1.0)
+    with pytest.raises(FloatingPointError, match=r"DAPS diverged at step \d+ of 10.*`lr`=1"):
+        solver.solve(problem, prior, num_samples=2, generator=0, progress=False)

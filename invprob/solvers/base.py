@@ -221,6 +221,8 @@ class Solver:
                 state = callback(state, i) or state
             if show_fit and (i % every == 0 or i == self.num_steps - 1):
                 bar.set_postfix(data_fit=f"{_relative_residual(problem, state.x0_hat):.3g}")
+            if i % every == 0 or i == self.num_steps - 1:  # one device sync per check
+                self._check_finite(state.x, i)
         samples = self.result(state)
         seconds = time.perf_counter() - start
         state = state.replace(problem=problem, prior=prior)
@@ -228,6 +230,17 @@ class Solver:
                            seconds=seconds, state=state)
 
     # -- shared pieces --------------------------------------------------------------------
+    def _check_finite(self, x: Tensor, step: int) -> None:
+        """Stop a diverged run (NaN/inf iterate) with the step and the knob to turn, instead of
+        returning NaN samples. Divergence a linear operator's norm predicts is refused at ``check``;
+        this catches what cannot be predicted (nonlinear operators, e.g. a too-large step)."""
+        if not bool(torch.isfinite(x).all()):
+            knobs = [k for k in ("lr", "scale", "guidance_scale", "step_size") if hasattr(self, k)]
+            raise FloatingPointError(
+                f"{type(self).__name__} diverged at step {step} of {self.num_steps}: the iterate has "
+                f"non-finite values. Lower the step size ({', '.join(f'`{k}`={getattr(self, k):g}' for k in knobs)}) "
+                "or check the operator and the measurement for NaN/inf.")
+
     @staticmethod
     def randn(state: State, step: int, stream: int = 0) -> Tensor:
         """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob._rng`)."""
