@@ -20,14 +20,18 @@ from N prior samples, the truth and every solver sample, plus the trivial images
 known mixture). Each solver sample is assigned to the orbit whose basin it lies in (ascent from
 the sample). Reported: ``mode_tv``, the total-variation distance between the solver's orbit
 frequencies and the Laplace weights (0: modes found in the right proportions, 1: disjoint), and
-the frequency of the heaviest orbit and of the truth's. Why this metric: with non-trivial
+the frequency of the heaviest orbit and of the truth's, ``mode_tv_floor`` (the mean ``mode_tv`` of
+an exact sampler with as many samples: multinomial draws from the weights) and
+``truth_orbit_in_best_of_4`` (the papers' best-of-4-runs protocol in mode terms). Why this metric: with non-trivial
 ambiguities the truth need not be the posterior's main mode, so distance to the truth alone
 cannot say whether a sampler found the posterior; mode weights can. Limits: the census only
 knows the modes its starts reach (when nearly every start finds a new orbit the weights are
 relative to the modes found), and Laplace masses are approximate for non-Gaussian modes.
 
 Usage: python benchmarks/phase_retrieval_gmm.py [--seed 7] [--num-samples 100] [--json out.json]
-       [--census 100] [--oversampling 2.0]
+       [--census 100] [--oversampling 2.0] [--num-steps N]
+Recorded: --census 100 (oversampling 2: 280 orbits, DAPS mode_tv 0.81) and --oversampling 4
+--census 50 (the truth's orbit holds 97 %; DAPS-1K finds it in 7 % of samples).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ REMARKS: dict[str, str] = {
                                "that noise alone (σ_y = 0.025 on the PSNR's [0, 1] scale) is 0.75·0.025² = 4.7e-4 of "
                                "the ≈ 6.0e-3 MSE its PSNR implies (≈ 0.35 dB); the same "
                                "gradient without the projection (DPS-1000) reaches 24.11. The DPS paper (Chung et al. "
-                               "2023) names this projection as MCG's weakness on noisy data",
+                               "2023) drops this strict projection precisely for noisy data",
 }
 # Solvers left out of the table, and why.
 NOT_RUN = {
