@@ -34,6 +34,8 @@ VARIANTS = {
     "1000 annealing x 20 Langevin": ("daps-phase-retrieval", {"num_steps": 1000, "langevin_steps": 20}),
     "1000 annealing x 20 Langevin, 1 ODE": ("daps-phase-retrieval", {"num_steps": 1000, "langevin_steps": 20,
                                                                      "ode_steps": 1}),
+    "200 annealing x 300 Langevin": ("daps-phase-retrieval", {"langevin_steps": 300}),
+    "400 annealing x 300 Langevin": ("daps-phase-retrieval", {"num_steps": 400, "langevin_steps": 300}),
 }
 
 
