@@ -13,13 +13,9 @@ Usage: python benchmarks/phase_retrieval_daps_sweep.py OVERSAMPLING [VARIANT ...
 import sys
 import time
 
-import torch
 
-from phase_retrieval_gmm import aligned_rmse, ascend
+from phase_retrieval_gmm import aligned_rmse, ascend, setup
 
-from invprob import Problem, noise, testbed
-from invprob.operators import PhaseRetrieval
-from invprob.priors import GaussianMixture
 from invprob.registry import get_solver
 
 # label: (preset, overrides). Only "paper" is a paper setting (daps-phase-retrieval = DAPS-1K).
@@ -40,18 +36,8 @@ VARIANTS = {
 
 
 def main(argv: list[str]) -> int:
-    seed, oversampling, sigma_y = 7, float(argv[0]), 0.05
-    prior = testbed.gmm_prior(seed)
-    op = PhaseRetrieval(testbed.X_SHAPE, oversampling=oversampling).to(torch.float64)
-    g = torch.Generator().manual_seed(seed + 3)  # the same truth and y as phase_retrieval_gmm.py
-    truth = prior.sample(1, g)
-    problem = Problem.simulate(op, truth, noise.Gaussian(sigma_y), generator=g)
-    y = problem.measurement
-    density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
-
-    def log_post(x):
-        return density.log_prob(x) + problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
-
+    seed = 7
+    prior, problem, truth, log_post, _ = setup(seed, float(argv[0]), 0.05)  # phase_retrieval_gmm.py's problem
     mode = ascend(log_post, truth)
     print("truth mode logpost", log_post(mode).item(), "truth", log_post(truth).item(), flush=True)
     for name in argv[1:] or VARIANTS:

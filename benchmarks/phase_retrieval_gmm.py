@@ -155,24 +155,33 @@ def mode_tv_floor(weights: torch.Tensor, num_samples: int, draws: int = 2000, se
     return 0.5 * (counts.to(weights.dtype) / num_samples - weights).abs().sum(1).mean().item()
 
 
-def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
-        sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0) -> dict:
+def setup(seed: int, oversampling: float, sigma_y: float):
+    """The test problem: ``(prior, problem, truth, log_post, generator)``, where ``log_post(x)`` is
+    the unnormalised exact log posterior ``(N,)`` (differentiable: the census ascends it) and the
+    generator, which drew the truth and the noise, goes on to draw the prior's samples."""
+    from invprob.priors import GaussianMixture
+
     prior = testbed.gmm_prior(seed)
     op = PhaseRetrieval(testbed.X_SHAPE, oversampling=oversampling).to(torch.float64)
     g = torch.Generator().manual_seed(seed + 3)
     truth = prior.sample(1, g)
     problem = Problem.simulate(op, truth, noise.Gaussian(sigma_y), generator=g)
     y = problem.measurement
+    density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
+
+    def log_post(x):
+        return density.log_prob(x) + problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
+
+    return prior, problem, truth, log_post, g
+
+
+def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
+        sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0) -> dict:
+    prior, problem, truth, log_post, g = setup(seed, oversampling, sigma_y)
+    op, y = problem.operator, problem.measurement
 
     def residual(x):
         return ((op(x) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1))
-
-    from invprob.priors import GaussianMixture
-
-    density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
-
-    def log_post(x):  # unnormalised log p(x | y), (N,); differentiable (the census ascends it)
-        return density.log_prob(x) + problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
 
     report = {"sigma_y": sigma_y, "oversampling": oversampling, "y_shape": list(op.y_shape), "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
               "truth_log_posterior": log_post(truth).item(), "rows": {}}

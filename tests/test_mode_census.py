@@ -54,3 +54,13 @@ def test_mode_tv_floor_matches_the_exact_binomial_expectation():
     weights = torch.tensor([0.5, 0.5], dtype=torch.float64)
     assert abs(mode_tv_floor(weights, 4, draws=20000) - 3 / 16) < 0.01
     assert mode_tv_floor(torch.tensor([1.0], dtype=torch.float64), 10) == 0.0
+
+
+def test_every_daps_sweep_variant_is_a_valid_solver_setting():
+    from phase_retrieval_daps_sweep import VARIANTS
+
+    from invprob.registry import get_solver
+
+    for preset, overrides in VARIANTS.values():
+        solver = get_solver(preset, **overrides)
+        assert all(getattr(solver, k) == v for k, v in overrides.items())
