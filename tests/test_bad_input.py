@@ -99,5 +99,5 @@ def test_a_diverging_run_stops_with_the_step_and_the_knob_instead_of_returning_n
     problem = Problem.simulate(PhaseRetrieval((1, 4, 4)).to(torch.float64), prior.sample(1, torch.Generator().manual_seed(0)),
                                noise.Gaussian(0.05))
     solver = get_solver("daps-phase-retrieval", num_steps=10, langevin_steps=20, lr=1.0)
-    with pytest.raises(FloatingPointError, match=r"DAPS diverged at step \d+ of 10.*`lr`=1"):
+    with pytest.raises(FloatingPointError, match=r"DAPS diverged at step \d+ of 10.*`lr`=1\.0"):
         solver.solve(problem, prior, num_samples=2, generator=0, progress=False)

@@ -235,10 +235,11 @@ class Solver:
         returning NaN samples. Divergence a linear operator's norm predicts is refused at ``check``;
         this catches what cannot be predicted (nonlinear operators, e.g. a too-large step)."""
         if not bool(torch.isfinite(x).all()):
-            knobs = [k for k in ("lr", "scale", "guidance_scale", "step_size") if hasattr(self, k)]
+            knobs = ", ".join(f"`{k}`={getattr(self, k)!r}" for k in ("lr", "scale", "guidance_scale", "step_size")
+                              if isinstance(getattr(self, k, None), (int, float)))
             raise FloatingPointError(
                 f"{type(self).__name__} diverged at step {step} of {self.num_steps}: the iterate has "
-                f"non-finite values. Lower the step size ({', '.join(f'`{k}`={getattr(self, k):g}' for k in knobs)}) "
+                f"non-finite values. Lower the step size{f' ({knobs})' if knobs else ''} "
                 "or check the operator and the measurement for NaN/inf.")
 
     @staticmethod

@@ -58,7 +58,7 @@ class DAPS(Solver):
     Phase retrieval (GMM prior, seed 7, σ_y = 0.05, ``benchmarks/phase_retrieval_gmm.py
     --oversampling 4 --census 50``): the posterior is ≈ 97 % one orbit, the truth's; DAPS-1K
     (``daps-phase-retrieval``) puts 7 % of its samples there, 24–28 % with 400 annealing levels —
-    the rest sit in spurious local maxima. The paper's best-of-4 runs protocol is what recovers
+    the rest sit in other local maxima (≈ 3 % of the mass). The paper's best-of-4 runs protocol is what recovers
     the truth; one chain is not an exact sampler of a multimodal phase-retrieval posterior.
 
     Args:
