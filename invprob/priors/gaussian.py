@@ -82,8 +82,11 @@ class GaussianMixture:
         d = self.means.shape[-1]
         xf = x.reshape(*x.shape[: x.dim() - len(self.x_shape)], d)
         chol = torch.linalg.cholesky(self.covs)  # raises for singular covariances
+        eye = torch.eye(d, dtype=chol.dtype, device=chol.device).expand_as(chol)
+        chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)  # (*b, K, d, d)
         diff = xf[..., :, None, :] - self.means[..., None, :, :]  # (*b, N, K, d)
-        sol = torch.linalg.solve_triangular(chol, diff[..., None], upper=False)[..., 0]
+        # L⁻¹(x − μ_k): one matmul per component (a triangular solve per row broadcasts L to N×K).
+        sol = torch.einsum("...kij,...nkj->...nki", chol_inv, diff)
         logdet = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         logp = -0.5 * (sol**2).sum(-1) - 0.5 * logdet - 0.5 * d * math.log(2 * math.pi)
         return torch.logsumexp(self.weights.log()[..., None, :] + logp, dim=-1)
