@@ -155,6 +155,60 @@ def mode_tv_floor(weights: torch.Tensor, num_samples: int, draws: int = 2000, se
     return 0.5 * (counts.to(weights.dtype) / num_samples - weights).abs().sum(1).mean().item()
 
 
+def reference_sampler(log_prior, log_lik, init: torch.Tensor, generator: torch.Generator,
+                      mala_steps: int = 20, ess_fraction: float = 0.5, step: float = 1e-3,
+                      target_accept: float = 0.57) -> tuple[torch.Tensor, dict]:
+    """Exact-density reference: tempered SMC with MALA moves on ``p(x) p(y | x)^β``, β: 0 → 1.
+
+    The textbook sampler for multimodal posteriors whose density is known (Del Moral, Doucet &
+    Jasra 2006; adaptive tempering as in Jasra et al. 2011): particles start as prior samples
+    (``init``); each stage raises β as far as keeps the effective sample size of the incremental
+    weights ``p(y | x)^{Δβ}`` at ``ess_fraction · N`` (bisection), resamples (multinomial) and moves
+    every particle by ``mala_steps`` Metropolis-adjusted Langevin steps that leave the tempered
+    posterior invariant (step size adapted towards ``target_accept``, Roberts & Rosenthal 1998).
+    Mode weights come out of the importance weights, so they are right without moves between
+    modes, as long as each mode keeps particles. Returns the particles and run statistics."""
+    x, beta, stages, accepts = init.detach().clone(), 0.0, 0, []
+    N = len(x)
+
+    def tempered(v: torch.Tensor, b: float):
+        v = v.detach().requires_grad_(True)
+        value = log_prior(v) + b * log_lik(v)
+        (grad,) = torch.autograd.grad(value.sum(), v)
+        return value.detach(), grad
+
+    def ess(log_w: torch.Tensor) -> float:
+        return (2 * (log_w - log_w.logsumexp(0))).exp().sum().reciprocal().item()
+
+    while beta < 1:
+        with torch.no_grad():
+            ll = log_lik(x)
+        lo, hi = beta, 1.0
+        if ess((hi - beta) * ll) < ess_fraction * N:
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if ess((mid - beta) * ll) >= ess_fraction * N else (lo, mid)
+            hi = lo
+        log_w = (hi - beta) * ll
+        x = x[torch.multinomial((log_w - log_w.logsumexp(0)).exp(), N, replacement=True, generator=generator)]
+        beta, stages = hi, stages + 1
+        value, grad = tempered(x, beta)
+        for _ in range(mala_steps):
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            prop = x + step * grad + (2 * step) ** 0.5 * noise
+            value_p, grad_p = tempered(prop, beta)
+            log_q_fwd = -(prop - x - step * grad).flatten(1).pow(2).sum(1) / (4 * step)
+            log_q_bwd = -(x - prop - step * grad_p).flatten(1).pow(2).sum(1) / (4 * step)
+            accept = torch.rand(N, generator=generator, dtype=x.dtype).log() < value_p - value + log_q_bwd - log_q_fwd
+            rate = accept.double().mean().item()
+            accepts.append(rate)
+            keep = accept.view(-1, *[1] * (x.dim() - 1))
+            x, value, grad = torch.where(keep, prop, x), torch.where(accept, value_p, value), torch.where(keep, grad_p, grad)
+            step *= math.exp(0.5 * (rate - target_accept))
+    return x, {"stages": stages, "mala_steps": mala_steps, "final_step": step,
+               "mean_acceptance": sum(accepts) / max(len(accepts), 1)}
+
+
 def setup(seed: int, oversampling: float, sigma_y: float):
     """The test problem: ``(prior, problem, truth, log_post, generator)``, where ``log_post(x)`` is
     the unnormalised exact log posterior ``(N,)`` (differentiable: the census ascends it) and the
@@ -169,14 +223,19 @@ def setup(seed: int, oversampling: float, sigma_y: float):
     y = problem.measurement
     density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
 
-    def log_post(x):
-        return density.log_prob(x) + problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
+    def log_likelihood(x):
+        return problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
 
+    def log_post(x):
+        return density.log_prob(x) + log_likelihood(x)
+
+    log_post.log_prior, log_post.log_likelihood = density.log_prob, log_likelihood  # for the reference sampler
     return prior, problem, truth, log_post, g
 
 
 def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
-        sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0) -> dict:
+        sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0,
+        reference_particles: int = 0, reference_subsample: int = 1000) -> dict:
     prior, problem, truth, log_post, g = setup(seed, oversampling, sigma_y)
     op, y = problem.operator, problem.measurement
 
@@ -204,32 +263,70 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
                                 "fraction_log_posterior_above_truth": (log_post(s) >= log_post(truth)).double().mean().item(),
                                 "nfe": result.nfe, "seconds": result.seconds}
         all_samples[name] = s
+    reference = []
+    for run_seed in range(2 if reference_particles else 0):  # two independent runs: their spread is shown
+        start = time.perf_counter()
+        gen = torch.Generator().manual_seed(1000 + run_seed)
+        particles, stats = reference_sampler(log_post.log_prior, log_post.log_likelihood,
+                                             prior.sample(reference_particles, gen), gen)
+        keep = torch.randperm(len(particles), generator=gen)[:reference_subsample]
+        reference.append(particles[keep])
+        report.setdefault("reference_runs", []).append({**stats, "particles": reference_particles, "subsample":
+                                                        len(keep), "seconds": time.perf_counter() - start})
+        print(f"reference run {run_seed}: {stats}", flush=True)
     if census_starts:
-        _census(report, log_post, truth, prior_samples, all_samples, prior.sample(census_starts, g))
+        _census(report, log_post, truth, prior_samples, all_samples, prior.sample(census_starts, g), reference)
     return report
 
 
-def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, starts) -> None:
-    """Mode census (Laplace masses) and, per row, how the samples spread over its orbits."""
+def _frequencies(which: torch.Tensor, num_orbits: int, dtype) -> tuple[torch.Tensor, float]:
+    """Orbit frequencies of an assignment ``(N,)`` (−1: no orbit) and the unassigned fraction."""
+    freq = torch.bincount(which[which >= 0], minlength=num_orbits).to(dtype) / len(which)
+    return freq, (which < 0).double().mean().item()
+
+
+def _tv(freq: torch.Tensor, unassigned: float, weights: torch.Tensor) -> float:
+    """TV distance between orbit frequencies (unassigned mass counted as disjoint) and weights."""
+    return 0.5 * ((freq - weights).abs().sum().item() + unassigned)
+
+
+def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, starts, reference=()) -> None:
+    """Mode census (Laplace masses; reference-sampler frequencies where ``reference`` holds the
+    reference runs' samples) and, per row, how the samples spread over its orbits."""
     start = time.perf_counter()
-    print(f"mode census from {len(starts)} prior samples, the truth and every solver's samples ...", flush=True)
-    census = mode_census(log_post, torch.cat([starts, truth, *all_samples.values()]))
+    print(f"mode census from {len(starts)} prior samples, the truth, the reference and every solver's samples ...",
+          flush=True)
+    census = mode_census(log_post, torch.cat([starts, truth, *reference, *all_samples.values()]))
     weights = census["weights"]
+    num_samples = len(next(iter(all_samples.values()), prior_samples))
     truth_orbit = assign_to_modes(log_post, truth, census["modes"])[0].item()
     report["census"] = {"orbits": len(weights), "maxima": census["num_maxima"],
                         "weights": weights.tolist(), "truth_orbit": truth_orbit,
                         "orbits_for_90pct": int((weights.cumsum(0) < 0.9).sum().item()) + 1,
-                        "mode_tv_floor": mode_tv_floor(weights, len(next(iter(all_samples.values()), prior_samples))),
-                        "seconds": time.perf_counter() - start}
+                        "mode_tv_floor": mode_tv_floor(weights, num_samples)}
+    reference_weights = None
+    if len(reference):
+        runs = [_frequencies(assign_to_modes(log_post, r, census["modes"]), len(weights), weights.dtype)
+                for r in reference]
+        reference_weights = torch.stack([f for f, _ in runs]).mean(0)
+        reference_weights = reference_weights / reference_weights.sum()
+        report["census"].update({
+            "reference_weights": reference_weights.tolist(),
+            "reference_unassigned": [u for _, u in runs],
+            "reference_tv_between_runs": 0.5 * (runs[0][0] - runs[1][0]).abs().sum().item(),
+            "truth_orbit_reference_weight": reference_weights[truth_orbit].item() if truth_orbit >= 0 else float("nan"),
+            "mode_tv_floor_reference": mode_tv_floor(reference_weights, num_samples)})
+    report["census"]["seconds"] = time.perf_counter() - start
     for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
         which = assign_to_modes(log_post, samples, census["modes"])
-        freq = torch.bincount(which[which >= 0], minlength=len(weights)).to(weights.dtype) / len(which)
-        unassigned = (which < 0).double().mean().item()
+        freq, unassigned = _frequencies(which, len(weights), weights.dtype)
+        if reference_weights is not None:
+            report["rows"][name]["mode_tv_reference"] = _tv(freq, unassigned, reference_weights)
         # The DAPS/DPS papers report the best of 4 runs per image (DAPS eval.py: max PSNR over
         # num_runs=4); in mode terms: how often at least one of 4 samples is in the truth's orbit.
         hit = (which == truth_orbit)[: len(which) // 4 * 4].reshape(-1, 4).any(1).double().mean().item()
         report["rows"][name].update({
-            "mode_tv": 0.5 * ((freq - weights).abs().sum().item() + unassigned),
+            "mode_tv": _tv(freq, unassigned, weights),
             "top_orbit_frequency": freq[0].item(), "truth_orbit_frequency": freq[truth_orbit].item()
             if truth_orbit >= 0 else float("nan"), "truth_orbit_in_best_of_4": hit, "unassigned": unassigned})
 
@@ -247,17 +344,25 @@ def main(argv=None) -> int:
                         help="override every preset's num_steps (DAPS: annealing steps); the row says so")
     parser.add_argument("--census", type=int, default=0, metavar="N",
                         help="mode census from N prior samples (plus the truth and every sample); 0: off")
+    parser.add_argument("--reference", type=int, default=0, metavar="N",
+                        help="with --census: two runs of the exact-density reference sampler (tempered SMC + "
+                             "MALA) with N particles each; their orbit frequencies are the reference weights")
     args = parser.parse_args(argv)
+    if args.reference and not args.census:
+        parser.error("--reference needs --census N (the orbits its samples are assigned to)")
     start = time.perf_counter()
     report = run(args.seed, args.num_samples, args.presets, num_steps=args.num_steps, sigma_y=args.sigma_y, oversampling=args.oversampling,
-                 census_starts=args.census)
+                 census_starts=args.census, reference_particles=args.reference)
     report["total_seconds"] = time.perf_counter() - start
     print(f"truth's own relative residual: {report['truth_residual']:.4f}, "
           f"log posterior {report['truth_log_posterior']:.1f}")
     if "census" in report:
         census = report["census"]
-        print("census:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in census.items() if k != "weights"},
-              "top weights", [round(w, 3) for w in census["weights"][:10]])
+        print("census:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in census.items()
+                          if not isinstance(v, list)})
+        for key in ("weights", "reference_weights"):
+            if key in census:
+                print(f"  top {key}:", [round(w, 3) for w in census[key][:10]])
     for name, row in report["rows"].items():
         print(f"{name:24s} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
     if args.json:

@@ -64,3 +64,33 @@ def test_every_daps_sweep_variant_is_a_valid_solver_setting():
     for preset, overrides in VARIANTS.values():
         solver = get_solver(preset, **overrides)
         assert all(getattr(solver, k) == v for k, v in overrides.items())
+
+
+def test_reference_sampler_reweights_modes_exactly():
+    """Tempered SMC + MALA on a posterior with known mode weights: prior ½N((2, 0), 0.2²I) +
+    ½N((−2, 0), 0.5²I), likelihood |x₁| = 2 with σ = 0.1. Each branch of the likelihood meets one
+    component, so the posterior weights are ∝ N(0; 0, s_k² + 0.1²): 0.695 / 0.305 (not the prior's
+    ½ / ½; the cross terms are below e^−190). Laplace would not be needed: the frequencies are."""
+    from phase_retrieval_gmm import reference_sampler
+
+    means = torch.tensor([[2.0, 0.0], [-2.0, 0.0]], dtype=torch.float64)
+    scales = torch.tensor([0.2, 0.5], dtype=torch.float64)
+
+    def log_prior(x):
+        sq = (x[:, None] - means[None]).pow(2).sum(-1)
+        return torch.logsumexp(-0.5 * sq / scales**2 - 2 * scales.log(), dim=1)
+
+    def log_lik(x):
+        return -0.5 * (x[:, 0].abs() - 2.0).pow(2) / 0.1**2
+
+    g = torch.Generator().manual_seed(0)
+    comp = torch.randint(0, 2, (4000,), generator=g)
+    init = means[comp] + scales[comp, None] * torch.randn((4000, 2), generator=g, dtype=torch.float64)
+    x, stats = reference_sampler(log_prior, log_lik, init, g)
+    expected = (0.05**-0.5) / (0.05**-0.5 + 0.26**-0.5)
+    assert stats["stages"] > 1 and 0.3 < stats["mean_acceptance"] < 0.9
+    assert abs((x[:, 0] > 0).double().mean().item() - expected) < 0.04
+    # within a mode the sample matches the exact Gaussian product: x₁ ~ N(2, (1/0.2² + 1/0.1²)⁻¹)
+    right = x[x[:, 0] > 0, 0]
+    assert abs(right.mean().item() - 2.0) < 0.01
+    assert abs(right.std().item() - (1 / 0.2**2 + 1 / 0.1**2) ** -0.5) < 0.01
