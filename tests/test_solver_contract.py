@@ -24,8 +24,9 @@ def build(name):
         params = inspect.signature(registry._locate(target)).parameters
         if "num_steps" in params:
             overrides["num_steps"] = FAST_STEPS
-        if "ensemble_size" in params:
-            overrides["ensemble_size"] = 64
+        for population in ("ensemble_size", "num_particles"):
+            if population in params:
+                overrides[population] = 64
     return registry.get_solver(name, **overrides)
 
 
