@@ -42,6 +42,9 @@ SOLVERS = {
     "daps (lr 5e-5)": ("daps", {"lr": 5e-5}),
     "enkg": ("enkg", {}),
     "enkg-gmm-tuned": ("enkg-gmm-tuned", {}),
+    # Not a paper solver: tempered SMC with diffusion-prior Langevin moves, its step chosen on the
+    # seed-7 GMM *phase-retrieval* problem (solvers/tempered-smc.yaml), not on these two problems.
+    "tempered-smc": ("tempered-smc", {}),
 }
 # deepinv's samplers on the same exact denoiser (deepinv.sampling.DPS with its default
 # weight 1.0 and 1000 steps; DiffPIR with its defaults, 100 iterations).

@@ -84,6 +84,9 @@ def test_operator_input_checks():
     ("reddiff", {"lr": -0.1}, "lr"),
     ("enkg", {"guidance_scale": -2.0}, "guidance_scale"),
     ("enkg", {"ensemble_size": 1}, "ensemble_size"),
+    ("tempered-smc", {"step_size": 0.0}, "step_size"),
+    ("tempered-smc", {"num_particles": 1}, "num_particles"),
+    ("tempered-smc", {"ess_fraction": 1.5}, "ess_fraction"),
 ])
 def test_bad_solver_arguments_are_named(name, kwargs, match):
     with pytest.raises(ValueError, match=match):

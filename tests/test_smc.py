@@ -26,3 +26,14 @@ def test_tempered_smc_gives_well_separated_modes_their_exact_weights():
     post = prior.posterior(problem)
     right = samples[samples[:, 0] > 0]
     torch.testing.assert_close(right.mean(0), post.means[0, 0], atol=0.05, rtol=0)
+
+
+def test_more_samples_than_particles_is_refused_with_the_fix():
+    import pytest
+
+    prior = GaussianMixturePrior(torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, 2, dtype=torch.float64),
+                                 torch.eye(2, dtype=torch.float64)[None])
+    problem = Problem(MatrixOperator(torch.eye(2, dtype=torch.float64), (2,)),
+                      torch.zeros(1, 2, dtype=torch.float64), noise.Gaussian(0.1))
+    with pytest.raises(ValueError, match="num_particles"):
+        get_solver("tempered-smc", num_particles=4).init(problem, prior, num_samples=5, generator=0)
