@@ -327,6 +327,7 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
     for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
         which = assign_to_modes(log_post, samples, census["modes"])
         freq, unassigned = _frequencies(which, len(weights), weights.dtype)
+        report["rows"][name]["orbit_frequencies"] = freq.tolist()
         if reference_weights is not None:
             report["rows"][name]["mode_tv_reference"] = _tv(freq, unassigned, reference_weights)
         # The DAPS/DPS papers report the best of 4 runs per image (DAPS eval.py: max PSNR over
@@ -336,6 +337,36 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
             "mode_tv": _tv(freq, unassigned, weights),
             "top_orbit_frequency": freq[0].item(), "truth_orbit_frequency": freq[truth_orbit].item()
             if truth_orbit >= 0 else float("nan"), "truth_orbit_in_best_of_4": hit, "unassigned": unassigned})
+
+
+def plot_orbits(report: dict, path: str, top: int = 6) -> None:
+    """Bar chart: the weight of the heaviest orbits (reference, else Laplace) beside each row's
+    frequency there, and the rest pooled — where each sampler puts its samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    census = report["census"]
+    weights = torch.tensor(census.get("reference_weights", census["weights"]), dtype=torch.float64)
+    order = weights.argsort(descending=True)[:top].tolist()
+    series = {("exact-density reference" if "reference_weights" in census else "Laplace weights"): weights}
+    series.update({name: torch.tensor(row["orbit_frequencies"], dtype=torch.float64) for name, row in report["rows"].items()
+                   if "orbit_frequencies" in row and not name.startswith("prior")})
+    labels = [("truth's orbit" if j == census["truth_orbit"] else f"orbit {j}") for j in order] + ["all others"]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.8 / len(series)
+    for k, (name, f) in enumerate(series.items()):
+        values = [f[j].item() for j in order] + [1 - f[order].sum().item()]
+        ax.bar([i + k * width for i in range(len(labels))], values, width, label=name)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels)
+    ax.set_ylabel("fraction of samples / posterior mass")
+    ax.set_title(f"GMM phase retrieval, seed {report['seed']}, oversampling {report['oversampling']:g}, "
+                 f"σ_y = {report['sigma_y']:g}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -354,7 +385,10 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", type=int, default=0, metavar="N",
                         help="with --census: two runs of the exact-density reference sampler (tempered SMC + "
                              "MALA) with N particles each; their orbit frequencies are the reference weights")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="with --census: bar chart of the orbit weights")
     args = parser.parse_args(argv)
+    if args.plot and not args.census:
+        parser.error("--plot needs --census N")
     if args.reference and not args.census:
         parser.error("--reference needs --census N (the orbits its samples are assigned to)")
     start = time.perf_counter()
@@ -371,10 +405,12 @@ def main(argv=None) -> int:
             if key in census:
                 print(f"  top {key}:", [round(w, 3) for w in census[key][:10]])
     for name, row in report["rows"].items():
-        print(f"{name:24s} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        print(f"{name:24s} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items() if not isinstance(v, list)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
+    if args.plot:
+        plot_orbits(report, args.plot)
     return 0
 
 

@@ -94,3 +94,22 @@ def test_reference_sampler_reweights_modes_exactly():
     right = x[x[:, 0] > 0, 0]
     assert abs(right.mean().item() - 2.0) < 0.01
     assert abs(right.std().item() - (1 / 0.2**2 + 1 / 0.1**2) ** -0.5) < 0.01
+
+
+def test_orbit_plot_pools_the_rest_and_marks_the_truth(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from phase_retrieval_gmm import plot_orbits
+
+    report = {"seed": 7, "oversampling": 4.0, "sigma_y": 0.05,
+              "census": {"weights": [0.9, 0.1, 0.0], "reference_weights": [0.5, 0.3, 0.2], "truth_orbit": 1},
+              "rows": {"prior (no data)": {"orbit_frequencies": [0.0, 0.0, 0.0]},
+                       "daps": {"orbit_frequencies": [0.1, 0.2, 0.1]}}}
+    bars = []
+    original = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar",
+                        lambda self, x, h, *a, **k: bars.append((k.get("label"), list(h))) or original(self, x, h, *a, **k))
+    plot_orbits(report, str(tmp_path / "orbits.png"), top=2)
+    assert (tmp_path / "orbits.png").stat().st_size > 0
+    assert [b[0] for b in bars] == ["exact-density reference", "daps"]  # the prior is left out
+    assert [round(v, 9) for v in bars[0][1]] == [0.5, 0.3, 0.2] and [round(v, 9) for v in bars[1][1]] == [0.1, 0.2, 0.7]  # unassigned pooled
