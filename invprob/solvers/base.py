@@ -21,7 +21,7 @@ from ..errors import UnsupportedProblemError
 from ..priors.base import Prior
 from ..problem import Problem
 
-__all__ = ["State", "Solver", "SolveResult"]
+__all__ = ["State", "Solver", "PopulationSolver", "SolveResult"]
 
 
 @dataclass(kw_only=True)
@@ -247,6 +247,36 @@ class Solver:
         """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob._rng`)."""
         return _rng.randn(state.seeds, step, state.x.shape[1:], stream=stream,
                           dtype=state.x.dtype, device=state.x.device)
+
+
+class PopulationSolver(Solver):
+    """A solver whose samples interact (EnKG's ensemble, SMC's particles): it runs a population
+    of rows per measurement and returns the first ``num_samples`` of each. Subclasses give the
+    population size for a request (``_population_size``) and the argument that sets it
+    (``population_arg``, named in the error when ``num_samples`` exceeds it, with
+    ``population_fix`` as the advice; default "raise <population_arg>")."""
+
+    population_arg: str = ""
+    population_fix: str = ""
+
+    def _population_size(self, num_samples: int) -> int:
+        raise NotImplementedError
+
+    def _start(self, problem: Problem, prior: Prior, num_samples: int,
+               generator: int | torch.Generator | None) -> State:
+        self._check_num_samples(num_samples)
+        population = self._population_size(num_samples)
+        if population < num_samples:
+            arg = self.population_arg
+            raise ValueError(f"`num_samples` ({num_samples}) exceeds `{arg}` ({population}); "
+                             f"{self.population_fix or 'raise ' + arg}.")
+        # ``_init`` sees ``start["num_samples"] = population``; the request is restored after.
+        state = super()._start(problem, prior, population, generator)
+        return state.replace(num_samples=num_samples)
+
+    def result(self, state: State) -> Tensor:
+        x = state.x.detach()
+        return x.reshape(state.num_measurements, -1, *x.shape[1:])[:, : state.num_samples]
 
 
 def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:

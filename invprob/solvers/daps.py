@@ -59,8 +59,8 @@ class DAPS(Solver):
     --oversampling 4 --census 50 --reference 4000``): an exact-density reference sampler puts
     55 / 24 / 21 % of the posterior on three neighbouring orbits, the truth's first; DAPS-1K
     (``daps-phase-retrieval``) puts 7 % of its samples in the truth's orbit (24–28 % with 400
-    annealing levels: mode TV 0.66) and 85 % in orbits the reference gives ≲ 1 %: mode TV 0.85 against a floor
-    of 0.05. One chain per sample keeps the basin it falls into early; the paper's best-of-4 runs
+    annealing levels: mode TV 0.66) and 85 % in orbits that together hold ≈ 1 % of the
+    reference mass: mode TV 0.85 against a floor of 0.05. One chain per sample keeps the basin it falls into early; the paper's best-of-4 runs
     protocol finds the truth's orbit in 24 % of groups. For mode weights use
     :class:`TemperedSMC` (TV 0.03 on the same problem).
 

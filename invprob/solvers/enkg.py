@@ -7,10 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..priors.base import Prior
-from ..problem import Problem
 from ._common import euler_ode, poly_sigmas
-from .base import Solver, State
+from .base import PopulationSolver, State
 
 __all__ = ["EnKG"]
 
@@ -23,7 +21,7 @@ class EnKGState(State):
     ensemble_size: int
 
 
-class EnKG(Solver):
+class EnKG(PopulationSolver):
     r"""Ensemble Kalman guidance on the EDM Euler sampler — forward-model evaluations only.
 
     An ensemble of particles per measurement follows the EDM Euler ODE (σ from ``sigma_max``
@@ -65,6 +63,8 @@ class EnKG(Solver):
     """
 
     requires = ()
+    population_arg = "ensemble_size"
+    population_fix = "raise ensemble_size or pass ensemble_size=None"
 
     def __init__(self, guidance_scale: float = 2.0, num_updates: int = 2, num_steps: int = 80,
                  sigma_max: float = 80.0, sigma_min: float = 0.002, rho: float = 7.0,
@@ -92,14 +92,8 @@ class EnKG(Solver):
     def nfe_per_sample(self) -> int:
         return self.num_steps + sum(self.num_updates * self._ode_steps(i) for i in range(self.num_steps) if self._guided(i))
 
-    def _start(self, problem: Problem, prior: Prior, num_samples: int, generator) -> EnKGState:
-        self._check_num_samples(num_samples)
-        ensemble = self.ensemble_size or num_samples
-        if ensemble < num_samples:
-            raise ValueError(f"`num_samples` ({num_samples}) exceeds `ensemble_size` ({ensemble}); "
-                             f"raise ensemble_size or pass ensemble_size=None.")
-        state = super()._start(problem, prior, ensemble, generator)
-        return state.replace(num_samples=num_samples)
+    def _population_size(self, num_samples: int) -> int:
+        return self.ensemble_size or num_samples  # None: one particle per requested sample
 
     def _init(self, start: dict) -> EnKGState:
         state = self._new_state(EnKGState, start, self._zeros(start), self.sigmas[0],
@@ -142,7 +136,3 @@ class EnKG(Solver):
         denoised = state.prior.denoise(x, x.new_full((x.shape[0],), sigma))
         x_next = x + (sigma_next - sigma) * (x - denoised) / sigma  # Euler step
         return state.replace(x=x_next, x0_hat=denoised, sigma=x.new_full((x.shape[0],), sigma_next))
-
-    def result(self, state: EnKGState) -> Tensor:
-        x = state.x.reshape(state.num_measurements, state.ensemble_size, *state.x.shape[1:])
-        return x[:, : state.num_samples]

@@ -8,10 +8,8 @@ import torch
 from torch import Tensor
 
 from .. import _rng
-from ..priors.base import Prior
-from ..problem import Problem
 from ._common import euler_ode, poly_sigmas
-from .base import Solver, State
+from .base import PopulationSolver, State
 
 __all__ = ["TemperedSMC"]
 
@@ -25,7 +23,7 @@ class TemperedSMCState(State):
     num_particles: int
 
 
-class TemperedSMC(Solver):
+class TemperedSMC(PopulationSolver):
     r"""Sequential Monte Carlo over tempered posteriors ``p(x) p(y | x)^β``, β: β_min → 1.
 
     For multimodal posteriors (phase retrieval) where one Langevin or annealing chain per sample
@@ -77,6 +75,7 @@ class TemperedSMC(Solver):
     """
 
     requires = ("differentiable",)
+    population_arg = "num_particles"
 
     def __init__(self, num_steps: int = 100, langevin_steps: int = 50, step_size: float = 1e-3,
                  score_sigma: float = 0.01, num_particles: int = 1000, ess_fraction: float = 0.5,
@@ -104,13 +103,8 @@ class TemperedSMC(Solver):
     def nfe_per_sample(self) -> int:
         return self.prior_steps + self.num_steps * self.langevin_steps
 
-    def _start(self, problem: Problem, prior: Prior, num_samples: int, generator) -> TemperedSMCState:
-        self._check_num_samples(num_samples)
-        if num_samples > self.num_particles:
-            raise ValueError(f"`num_samples` ({num_samples}) exceeds `num_particles` ({self.num_particles}); "
-                             f"raise num_particles.")
-        state = super()._start(problem, prior, self.num_particles, generator)
-        return state.replace(num_samples=num_samples)
+    def _population_size(self, num_samples: int) -> int:
+        return self.num_particles
 
     def _init(self, start: dict) -> TemperedSMCState:
         zeros = self._zeros(start)
@@ -167,7 +161,3 @@ class TemperedSMC(Solver):
         if i == self.num_steps - 1:  # equally weighted output
             x, log_w = self._resample(state, x, log_w, self.num_steps, force=True)
         return state.replace(x=x.detach(), x0_hat=x.detach(), log_w=log_w)
-
-    def result(self, state: TemperedSMCState) -> Tensor:
-        x = state.x.reshape(state.num_measurements, state.num_particles, *state.x.shape[1:])
-        return x[:, : state.num_samples]
