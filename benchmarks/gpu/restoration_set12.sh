@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU cells of benchmarks/results/restoration_set12.md, in one device call. From the repo root:
+#   OUT=/tmp/out INVPROB_DATA=/path/to/shared/data bash benchmarks/gpu/restoration_set12.sh
+# then, on any machine, merge them into the committed table:
+#   python benchmarks/restoration_set12.py --merge-from $OUT/enkg/restoration_set12.json \
+#       $OUT/paper/restoration_set12.json
+# Two processes share the GPU, each merging into its own copy of the results JSON (rewritten
+# after every cell, so a run cut short keeps the cells it finished):
+#   enkg:  EnKG, 512 particles x 20 steps, on the four tasks, inpainting first;
+#   paper: the paper-budget (1000-step) cells the CPU table left empty;
+#   check: one CPU cell re-run on the GPU (DPS 250 steps, 70 % inpainting; 22.98 dB on the CPU),
+#          to show the device does not change the numbers (not merged).
+# BUDGET caps the wall seconds of the two processes (a device call may run 600 s).
+set -uo pipefail
+PY=${PY:-python3}
+BUDGET=${BUDGET:-450}
+export PYTHONUNBUFFERED=1
+bench() {  # name, then restoration_set12.py arguments
+  local name=$1; shift
+  mkdir -p "$OUT/$name"
+  [ -f "$OUT/$name/restoration_set12.json" ] || cp benchmarks/results/restoration_set12.json "$OUT/$name/"
+  $PY benchmarks/restoration_set12.py --device cuda --merge --results "$OUT/$name" "$@"
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+$PY - <<'PYEOF'
+import time, torch
+from invprob.registry import get_prior
+print("torch", torch.__version__, torch.cuda.get_device_name())
+prior = get_prior("natural-gray").to("cuda")
+with torch.no_grad():
+    for b in (12, 6144):  # one measurement per image (DPS-like rows); EnKG's 12 x 512 particles
+        x, s = torch.randn(b, 1, 64, 64, device="cuda"), torch.full((b,), 1.0, device="cuda")
+        for _ in range(2):
+            prior.denoise(x, s)
+        torch.cuda.synchronize(); t = time.perf_counter()
+        for _ in range(5):
+            prior.denoise(x, s)
+        torch.cuda.synchronize(); dt = (time.perf_counter() - t) / 5
+        print(f"natural-gray denoiser, batch {b} x 64^2, fp32: {dt * 1e3:.1f} ms per call, {b / dt:.0f} images/s")
+print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+PYEOF
+export -f bench; export PY OUT
+timeout "$BUDGET" bash -c '
+  bench check --tasks "inpainting 70% random" --solvers "DPS (250 steps)"
+  bench paper --tasks "deblur (Gaussian)" "4x SR (bicubic)" --solvers "DPS (paper: 1000 steps)" "RED-Diff (1000 steps)"
+  bench paper --tasks "4x SR (bicubic)" "inpainting 70% random" --solvers "MCG (paper: 1000 steps)"
+  bench paper --tasks "inpainting box" --solvers "RED-Diff (1000 steps)"
+' >"$OUT/paper.log" 2>&1 &
+timeout "$BUDGET" bash -c '
+  for task in "inpainting 70% random" "inpainting box" "deblur (Gaussian)" "4x SR (bicubic)"; do
+    bench enkg --tasks "$task" --solvers "EnKG (512 particles, 20 steps)"
+  done
+' >"$OUT/enkg.log" 2>&1
+wait
+rm -f "$OUT"/*/restoration_set12.md  # the tables are re-rendered after the merge
+tail -n 30 "$OUT/paper.log" "$OUT/enkg.log"
