@@ -19,3 +19,28 @@ def test_merging_a_subset_keeps_the_rows_and_logs_both_commands(tmp_path):
     assert set(report["problems"]["inpainting"]["solvers"]) == set(rows)
     md = (tmp_path / "gmm.md").read_text()
     assert md.index("--num-samples 8") < md.index("--num-samples 6") < md.index("| solver |")
+
+
+def test_set12_merge_from_copies_only_cells_and_runs_that_name_their_device(tmp_path):
+    import restoration_set12
+
+    ours = {"deblur (Gaussian)": {"TV (oracle λ)": {"psnr": 25.0, "ssim": 0.7}, "DPS (250 steps)": {"psnr": 21.0, "ssim": 0.5}},
+            "_runs": [{"command": "python benchmarks/restoration_set12.py"}]}
+    gpu_run = {"command": "python benchmarks/restoration_set12.py --device cuda", "device": "NVIDIA H200"}
+    theirs = {"deblur (Gaussian)": {"TV (oracle λ)": {"psnr": 99.0, "ssim": 0.9},  # carried over, not measured there
+                                    "DPS (250 steps)": {"psnr": 99.0, "ssim": 0.9},
+                                    "EnKG (512 particles, 20 steps)": {"psnr": 21.9, "ssim": 0.54, "device": "NVIDIA H200"}},
+              "inpainting box": {"MCG (250 steps)": {"refused": "needs pinv", "device": "NVIDIA H200"}},
+              "_runs": ours["_runs"] + [gpu_run]}
+    (tmp_path / "restoration_set12.json").write_text(json.dumps(ours))
+    (tmp_path / "gpu.json").write_text(json.dumps(theirs))
+    for _ in range(2):  # merging the same file twice adds its run once
+        restoration_set12.main(["--results", str(tmp_path), "--merge-from", str(tmp_path / "gpu.json")])
+    merged = json.loads((tmp_path / "restoration_set12.json").read_text())
+    assert merged["deblur (Gaussian)"]["TV (oracle λ)"]["psnr"] == 25.0
+    assert merged["deblur (Gaussian)"]["DPS (250 steps)"]["psnr"] == 21.0
+    assert merged["deblur (Gaussian)"]["EnKG (512 particles, 20 steps)"]["psnr"] == 21.9
+    assert merged["inpainting box"]["MCG (250 steps)"]["refused"] == "needs pinv"
+    assert merged["_runs"] == ours["_runs"] + [gpu_run]
+    md = (tmp_path / "restoration_set12.md").read_text()
+    assert "(NVIDIA H200" in md and "| 21.90 / 0.540 |" in md and "99.00" not in md

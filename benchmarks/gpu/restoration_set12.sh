@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The GPU cells of benchmarks/results/restoration_set12.md, in one device call. From the repo root:
+# The GPU cells of benchmarks/results/restoration_set12.md (one device call; ENKG_1024=1 adds a stage). From the repo root:
 #   OUT=/tmp/out INVPROB_DATA=/path/to/shared/data bash benchmarks/gpu/restoration_set12.sh
 # then, on any machine, merge them into the committed table:
 #   python benchmarks/restoration_set12.py --merge-from $OUT/enkg/restoration_set12.json \
-#       $OUT/paper/restoration_set12.json
+#       $OUT/paper/restoration_set12.json $OUT/enkg1024/restoration_set12.json
 # Two processes share the GPU, each merging into its own copy of the results JSON (rewritten
 # after every cell, so a run cut short keeps the cells it finished):
 #   enkg:  EnKG, 512 particles x 20 steps, on the four tasks, inpainting first;
 #   paper: the paper-budget (1000-step) cells the CPU table left empty;
+#   enkg1024 (ENKG_1024=1, after the two): EnKG with the official FFHQ ensemble, 1024 particles;
 #   check: one CPU cell re-run on the GPU (DPS 250 steps, 70 % inpainting; 22.98 dB on the CPU),
 #          to show the device does not change the numbers (not merged).
 # BUDGET caps the wall seconds of the two processes (a device call may run 600 s).
@@ -52,5 +53,12 @@ timeout "$BUDGET" bash -c '
   done
 ' >"$OUT/enkg.log" 2>&1
 wait
+if [ "${ENKG_1024:-0}" = 1 ]; then  # the official FFHQ ensemble size (run as a second device call)
+  timeout "$BUDGET" bash -c '
+    for task in "inpainting 70% random" "inpainting box"; do
+      bench enkg1024 --tasks "$task" --solvers "EnKG (1024 particles, 20 steps)"
+    done
+  ' >"$OUT/enkg1024.log" 2>&1
+fi
 rm -f "$OUT"/*/restoration_set12.md  # the tables are re-rendered after the merge
 tail -n 30 "$OUT/paper.log" "$OUT/enkg.log"
