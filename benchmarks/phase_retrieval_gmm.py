@@ -116,9 +116,10 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
     ascended too (the prior is not symmetric, so they are separate modes of different mass).
     Maxima closer than ``tol`` (RMSE) are merged; orbits are groups of maxima within ``tol``
     after alignment. Returns the orbit representatives ``(J, ...)``, their log masses
-    (log-sum-exp over the orbit's distinct maxima) and normalised weights, best first."""
-    found = ascend(log_post, starts)
-    found = found[_distinct(found, tol)]
+    (log-sum-exp over the orbit's distinct maxima) and normalised weights, best first, and
+    ``reached``: the maximum each start ascended to (for :func:`assign_reached`)."""
+    reached = ascend(log_post, starts)
+    found = reached[_distinct(reached, tol)]
     images = ascend(log_post, trivial_images(found)[1:].flatten(0, 1))
     maxima = torch.cat([found, images])
     log_mass = laplace_log_mass(log_post, maxima)
@@ -141,13 +142,17 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
     reps = torch.stack(reps)[order]
     orbit_mass = orbit_mass[order]
     return {"modes": reps, "log_mass": orbit_mass, "weights": (orbit_mass - orbit_mass.logsumexp(0)).exp(),
-            "num_maxima": len(distinct)}
+            "num_maxima": len(distinct), "reached": reached}
 
 
 def assign_to_modes(log_post, samples: torch.Tensor, modes: torch.Tensor, tol: float = 0.05) -> torch.Tensor:
     """Index of the census orbit whose basin each sample lies in (ascent from the sample, then
     aligned RMSE < ``tol`` to the orbit's representative); −1 where none matches."""
-    reached = ascend(log_post, samples)
+    return assign_reached(ascend(log_post, samples), modes, tol)
+
+
+def assign_reached(reached: torch.Tensor, modes: torch.Tensor, tol: float = 0.05) -> torch.Tensor:
+    """:func:`assign_to_modes` for samples already ascended to their maxima ``reached``."""
     dist = torch.stack([aligned_rmse(reached, m) for m in modes], 1)  # (N, J)
     best = dist.min(1)
     return torch.where(best.values < tol, best.indices, torch.full_like(best.indices, -1))
@@ -303,18 +308,22 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
     start = time.perf_counter()
     print(f"mode census from {len(starts)} prior samples, the truth, the reference and every solver's samples ...",
           flush=True)
-    census = mode_census(log_post, torch.cat([starts, truth, *reference, *all_samples.values()]))
+    groups = [starts, truth, *reference, *all_samples.values()]
+    census = mode_census(log_post, torch.cat(groups))
+    # Each group's maxima, ascended once inside the census and reused for the assignments.
+    reached = dict(zip(["starts", "truth", *range(len(reference)), *all_samples],
+                       census["reached"].split([len(g) for g in groups])))
     weights = census["weights"]
     num_samples = len(next(iter(all_samples.values()), prior_samples))
-    truth_orbit = assign_to_modes(log_post, truth, census["modes"])[0].item()
+    truth_orbit = assign_reached(reached["truth"], census["modes"])[0].item()
     report["census"] = {"orbits": len(weights), "maxima": census["num_maxima"],
                         "weights": weights.tolist(), "truth_orbit": truth_orbit,
                         "orbits_for_90pct": int((weights.cumsum(0) < 0.9).sum().item()) + 1,
                         "mode_tv_floor": mode_tv_floor(weights, num_samples)}
     reference_weights = None
     if len(reference):
-        runs = [_frequencies(assign_to_modes(log_post, r, census["modes"]), len(weights), weights.dtype)
-                for r in reference]
+        runs = [_frequencies(assign_reached(reached[i], census["modes"]), len(weights), weights.dtype)
+                for i in range(len(reference))]
         reference_weights = torch.stack([f for f, _ in runs]).mean(0)
         reference_weights = reference_weights / reference_weights.sum()
         report["census"].update({
@@ -325,7 +334,8 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
             "mode_tv_floor_reference": mode_tv_floor(reference_weights, num_samples)})
     report["census"]["seconds"] = time.perf_counter() - start
     for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
-        which = assign_to_modes(log_post, samples, census["modes"])
+        which = (assign_reached(reached[name], census["modes"]) if name in all_samples
+                 else assign_to_modes(log_post, samples, census["modes"]))  # the prior row: not a census start
         freq, unassigned = _frequencies(which, len(weights), weights.dtype)
         report["rows"][name]["orbit_frequencies"] = freq.tolist()
         if reference_weights is not None:

@@ -49,6 +49,7 @@ class GaussianMixture:
         self.weights, self.means, self.covs = weights, means, covs
         eigvals, eigvecs = torch.linalg.eigh(covs)
         self._scale = eigvecs * eigvals.clamp_min(0).sqrt()[:, None, :]  # (K, d, d): Σ = L Lᵀ
+        self._whiten: tuple[Tensor, Tensor] | None = None  # log_prob's Cholesky pieces, made on first use
 
     @property
     def batched(self) -> bool:
@@ -81,15 +82,22 @@ class GaussianMixture:
         """Log density of ``x (*batch, N, *x_shape)``, shape ``(*batch, N)``; needs full-rank ``covs``."""
         d = self.means.shape[-1]
         xf = x.reshape(*x.shape[: x.dim() - len(self.x_shape)], d)
-        chol = torch.linalg.cholesky(self.covs)  # raises for singular covariances
-        eye = torch.eye(d, dtype=chol.dtype, device=chol.device).expand_as(chol)
-        chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)  # (*b, K, d, d)
+        chol_inv, logdet = self._whitening()
         diff = xf[..., :, None, :] - self.means[..., None, :, :]  # (*b, N, K, d)
         # L⁻¹(x − μ_k): one matmul per component (a triangular solve per row broadcasts L to N×K).
         sol = torch.einsum("...kij,...nkj->...nki", chol_inv, diff)
-        logdet = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         logp = -0.5 * (sol**2).sum(-1) - 0.5 * logdet - 0.5 * d * math.log(2 * math.pi)
         return torch.logsumexp(self.weights.log()[..., None, :] + logp, dim=-1)
+
+    def _whitening(self) -> tuple[Tensor, Tensor]:
+        """``(L⁻¹ (K, d, d), log det Σ (K,))`` with ``Σ = L Lᵀ``, computed on first use and kept
+        (``covs`` is fixed; samplers call ``log_prob`` thousands of times)."""
+        if self._whiten is None:
+            chol = torch.linalg.cholesky(self.covs)  # raises for singular covariances
+            eye = torch.eye(chol.shape[-1], dtype=chol.dtype, device=chol.device).expand_as(chol)
+            chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)
+            self._whiten = (chol_inv, 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1))
+        return self._whiten
 
     def to(self, device) -> "GaussianMixture":
         return GaussianMixture(self.weights.to(device), self.means.to(device), self.covs.to(device), self.x_shape)
