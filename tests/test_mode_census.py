@@ -113,3 +113,25 @@ def test_orbit_plot_pools_the_rest_and_marks_the_truth(tmp_path, monkeypatch):
     assert (tmp_path / "orbits.png").stat().st_size > 0
     assert [b[0] for b in bars] == ["exact-density reference", "daps"]  # the prior is left out
     assert [round(v, 9) for v in bars[0][1]] == [0.5, 0.3, 0.2] and [round(v, 9) for v in bars[1][1]] == [0.1, 0.2, 0.7]  # unassigned pooled
+
+
+def test_exact_conditional_daps_uses_the_exact_score_of_p_x0_given_xt():
+    """For a Gaussian prior N(μ, Σ), p(x0 | x_t) is Gaussian with precision P = Σ⁻¹ + I/σ² and
+    mean P⁻¹(Σ⁻¹μ + x_t/σ²): the diagnostic's prior score must be −P (x0 − mean)."""
+    from types import SimpleNamespace
+
+    from invprob.priors import GaussianMixture
+    from invprob.registry import get_solver
+    from phase_retrieval_gmm import ExactConditionalDAPS
+
+    g = torch.Generator().manual_seed(0)
+    d, sigma = 4, 0.3
+    a = torch.randn(d, d, generator=g, dtype=torch.float64)
+    cov, mu = a @ a.T / d + 0.2 * torch.eye(d, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    density = GaussianMixture(torch.ones(1, dtype=torch.float64), mu[None], cov[None], (1, 2, 2))
+    solver = ExactConditionalDAPS.from_daps(get_solver("daps"), density.log_prob)
+    x0, xt = (torch.randn(3, 1, 2, 2, generator=g, dtype=torch.float64) for _ in range(2))
+    score = solver._prior_score(SimpleNamespace(x=xt), x0, x0_hat=None, sigma=sigma).flatten(1)
+    precision = torch.linalg.inv(cov) + torch.eye(d, dtype=torch.float64) / sigma**2
+    mean = torch.linalg.solve(precision, (torch.linalg.inv(cov) @ mu)[:, None] + xt.flatten(1).T / sigma**2).T
+    torch.testing.assert_close(score, -(x0.flatten(1) - mean) @ precision.T)
