@@ -12,7 +12,11 @@ names its NFE. The classical baseline is TV-regularised least squares (deepinv's
 oracle choice that favours the baseline. One posterior sample per image, seed 0; the table
 reports mean PSNR / SSIM over the 12 crops.
 
-Usage: python benchmarks/restoration_set12.py [--images 12] [--crop 64]
+The EnKG rows and some 1000-step cells ran on a GPU (``--device cuda``, driven by
+``benchmarks/gpu/restoration_set12.sh``, merged back with ``--merge-from``); each run and cell
+records its device.
+
+Usage: python benchmarks/restoration_set12.py [--images 12] [--crop 64] [--device cuda]
 Writes benchmarks/results/restoration_set12.{md,json,png}.
 """
 
