@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite the .md table from the results JSON (e.g. after editing REMARKS)")
     parser.add_argument("--device", default="cpu", help="where the prior and the solvers run (e.g. cuda); the "
                         "measurements are simulated on the CPU, so every device sees the same y")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="at most this many images per network call (Prior.max_batch; e.g. EnKG with 2048 "
+                             "particles × 12 images on one GPU)")
     parser.add_argument("--results", type=Path, default=None,
                         help=f"folder of restoration_set12.{{json,md,png}} (default {RESULTS})")
     parser.add_argument("--merge-from", type=Path, nargs="*", default=None, metavar="JSON",
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     c = (full.shape[-1] - n) // 2
     truth = full[..., c : c + n, c : c + n].contiguous()
     prior = get_prior("natural-gray").to(args.device)
+    prior.max_batch = args.max_batch
     figure = {}
     # --merge: start from the stored cells and overwrite those this run measures; the JSON is
     # rewritten after every cell, so an interrupted run keeps what it finished.

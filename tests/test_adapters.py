@@ -169,3 +169,36 @@ def test_safe_loading_checksums_and_pickles(tmp_path):
 class _Payload:
     def __reduce__(self):
         return (print, ("this must never run",))
+
+
+def test_max_batch_chunks_network_calls_with_the_same_result_and_one_nfe():
+    """``Prior.max_batch``: the network never sees more than that many images, the denoised
+    batch equals the unchunked one, and a solver still counts one NFE per denoise call."""
+    from invprob import Problem, noise
+    from invprob.operators import Inpainting
+    from invprob.registry import get_solver
+
+    seen = []
+
+    def network(x, sigma):  # an EDM x0-network (float32, as a network's): a small GMM's exact denoiser
+        seen.append(len(x))
+        return gmm_exact.denoise(x.double(), sigma.double()).float()
+
+    gmm_exact = small_gmm(d_shape=(1, 2, 2), K=3, seed=11)
+    prior = EDMPrior(network, preconditioned=True, x_shape=(1, 2, 2))
+    x = torch.randn(10, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    sigma = torch.linspace(0.1, 3.0, 10)
+    whole = prior.denoise(x, sigma)
+    prior.max_batch = 4
+    seen.clear()
+    torch.testing.assert_close(prior.denoise(x, sigma), whole)
+    assert seen == [4, 4, 2]
+    problem = Problem.simulate(Inpainting((1, 2, 2), kind="random", missing=0.5, seed=0), x[:2],
+                               noise.Gaussian(0.05), generator=torch.Generator().manual_seed(1))
+    out = get_solver("enkg", ensemble_size=6, num_steps=4).solve(problem, prior, num_samples=1, generator=0)
+    assert out.nfe == get_solver("enkg", num_steps=4).nfe_per_sample
+    assert max(seen) <= 4 and len(seen) > out.nfe  # 2 × 6 particles per call, in chunks of 4
+    for bad in (0, 2.0, True):
+        prior.max_batch = bad
+        with pytest.raises(ValueError, match="max_batch"):
+            prior.denoise(x, sigma)

@@ -11,7 +11,8 @@
 #   enkg1024 (ENKG_1024=1, after the two): EnKG with the official FFHQ ensemble, 1024 particles;
 #   check: one CPU cell re-run on the GPU (DPS 250 steps, 70 % inpainting; 22.98 dB on the CPU),
 #          to show the device does not change the numbers (not merged).
-# BUDGET caps the wall seconds of the two processes (a device call may run 600 s).
+# BUDGET caps the wall seconds of the two processes (a device call may run 600 s); MAX_BATCH
+# (optional) caps the images per network call (Prior.max_batch), for ensembles beyond one call.
 set -uo pipefail
 PY=${PY:-python3}
 BUDGET=${BUDGET:-450}
@@ -20,7 +21,7 @@ bench() {  # name, then restoration_set12.py arguments
   local name=$1; shift
   mkdir -p "$OUT/$name"
   [ -f "$OUT/$name/restoration_set12.json" ] || cp benchmarks/results/restoration_set12.json "$OUT/$name/"
-  $PY benchmarks/restoration_set12.py --device cuda --merge --results "$OUT/$name" "$@"
+  $PY benchmarks/restoration_set12.py --device cuda --merge --results "$OUT/$name" ${MAX_BATCH:+--max-batch $MAX_BATCH} "$@"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY - <<'PYEOF'

@@ -20,12 +20,19 @@ class Prior(nn.Module):
 
     Subclasses implement ``_denoise(x, sigma)`` on validated inputs and set ``x_shape``
     (image shape without batch dim) and ``data_range`` (``(lo, hi)`` or ``None`` if unbounded).
+
+    ``max_batch`` (``None``: no limit) caps how many images one network call sees: a larger
+    batch is denoised in chunks of at most ``max_batch`` and concatenated — the same result in
+    less peak memory, for population solvers (EnKG's ensemble: the official code's
+    ``batch_size``) and large ``M × K`` batches. A chunked call still counts as one NFE.
     """
 
     x_shape: tuple[int, ...] | None = None
     data_range: tuple[float, float] | None = (-1.0, 1.0)
     #: with ``x_shape = None`` (a fully convolutional network): H and W must be multiples of this
     size_multiple: int = 1
+    #: at most this many images per network call (``None``: all at once); see the class docstring
+    max_batch: int | None = None
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         raise NotImplementedError
@@ -47,7 +54,12 @@ class Prior(nn.Module):
             raise ValueError(f"`x` has size {tuple(x.shape[-2:])}, but this prior's network needs height and "
                              f"width divisible by {self.size_multiple}; crop or pad the image.")
         sigma = as_sigma(sigma, x.shape[0], x)
-        return self._denoise(x, sigma)
+        chunk = self.max_batch
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"`max_batch` must be a positive int or None, got {chunk!r}.")
+        if chunk is None or x.shape[0] <= chunk:
+            return self._denoise(x, sigma)
+        return torch.cat([self._denoise(xc, sc) for xc, sc in zip(x.split(chunk), sigma.split(chunk))])
 
     def score(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """``∇_x log p_σ(x) = (x0_hat − x) / σ²`` (Tweedie's formula)."""
