@@ -55,6 +55,16 @@ def test_prior_on_other_device_refused_at_init():
         get_solver("dps").init(problem, prior, num_samples=1, generator=0)
 
 
+@pytest.mark.parametrize("solver", ["dps", "enkg"])
+def test_prior_and_measurement_in_different_precisions_refused_at_init(solver):
+    """A float64 prior with a float32 problem used to crash mid-run (EnKG's covariance matmul)."""
+    op32 = MatrixOperator(torch.randn(3, 4), (1, 2, 2))
+    problem = Problem(op32, torch.zeros(1, 3), noise.Gaussian(0.1))
+    with pytest.raises(UnsupportedProblemError, match=r"measurement is torch.float32 .* prior computes in "
+                                                      r"torch.float64; .*prior.to\(dtype\)"):
+        get_solver(solver).init(problem, small_gmm(), num_samples=1, generator=0)
+
+
 def test_wrong_types():
     with pytest.raises(TypeError, match="`operator`"):
         Problem(lambda x: x, torch.zeros(1, 3), noise.Gaussian(0.1))

@@ -178,6 +178,12 @@ class Solver:
         if problem.measurement.device != prior.device:
             raise UnsupportedProblemError(f"the measurement is on {problem.measurement.device} but the prior "
                                           f"is on {prior.device}; move both with .to(device).")
+        y = problem.measurement
+        y_dtype = (y.real if y.is_complex() else y).dtype
+        if y_dtype != prior.dtype:
+            raise UnsupportedProblemError(f"the measurement is {y_dtype} (its real part, if complex) but the prior "
+                                          f"computes in {prior.dtype}; bring both to one precision (the prior with "
+                                          f"prior.to(dtype), or the operator and the measurement with .to(dtype)).")
         needs = {
             "differentiable": (op.differentiable and not op.black_box,
                                f"{name} differentiates through the operator, but {type(op).__name__} is "
