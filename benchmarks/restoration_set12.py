@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite the .md table from the results JSON (e.g. after editing REMARKS)")
     parser.add_argument("--device", default="cpu", help="where the prior and the solvers run (e.g. cuda); the "
                         "measurements are simulated on the CPU, so every device sees the same y")
+    parser.add_argument("--posterior-mean", type=int, default=None, metavar="K",
+                        help="score the mean of K posterior samples per image instead of one sample (rows "
+                             "labelled '…, mean of K')")
     parser.add_argument("--max-batch", type=int, default=None,
                         help="at most this many images per network call (Prior.max_batch; e.g. EnKG with 2048 "
                              "particles × 12 images on one GPU)")
@@ -198,14 +201,16 @@ def main(argv: list[str] | None = None) -> int:
             if label not in args.solvers:
                 continue
             solver = get_solver(task_presets[preset[1:]] if preset.startswith("@") else preset, **overrides)
+            if args.posterior_mean:
+                label = f"{label}, mean of {args.posterior_mean}"
             try:
-                out = solver.solve(problem, prior, num_samples=1, generator=0, progress=False)
+                out = solver.solve(problem, prior, num_samples=args.posterior_mean or 1, generator=0, progress=False)
             except UnsupportedProblemError as err:
                 row[label] = {"refused": str(err), "device": run_entry["device"]}
                 print(f"{task} | {label} | refused: {err}", flush=True)
                 save()
                 continue
-            x = out.samples[:, 0].clamp(-1, 1).cpu()
+            x = (out.samples.mean(1) if args.posterior_mean else out.samples[:, 0]).clamp(-1, 1).cpu()
             per_image = psnr(x, truth)
             row[label] = {"psnr": per_image.mean().item(), "ssim": ssim(x, truth).mean().item(),
                           "nfe": out.nfe, "seconds": out.seconds, "psnr_per_image": per_image.tolist(),
