@@ -148,14 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = args.results or RESULTS
     path = folder / "restoration_set12.json"
-    if args.merge_from:
+    if args.render or args.merge_from:
         results = json.loads(path.read_text())
-        for other in args.merge_from:
+        for other in args.merge_from or []:
             _merge_device_cells(results, json.loads(other.read_text()))
-        path.write_text(json.dumps(results, indent=2))
-        args.render = True
-    if args.render:
-        results = json.loads(path.read_text())
+        if args.merge_from:
+            path.write_text(json.dumps(results, indent=2))
         _write_table(results, args, folder)
         return 0
     torch.manual_seed(0)
@@ -226,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _merge_device_cells(results: dict, other: dict) -> None:
-    """Copy into ``results`` the cells of ``other`` that name their device (measured by a
-    ``--device`` run, not carried over from the CPU tables) and the runs it adds."""
+    """Copy into ``results`` the cells of ``other`` that name their device and the runs it adds.
+    Every cell measured by this script records its device; cells from before that (the
+    first CPU runs) do not, so the copies of them that a ``--merge`` run starts from stay out."""
     for task, row in other.items():
         if task.startswith("_"):
             continue

@@ -198,7 +198,7 @@ def test_max_batch_chunks_network_calls_with_the_same_result_and_one_nfe():
     out = get_solver("enkg", ensemble_size=6, num_steps=4).solve(problem, prior, num_samples=1, generator=0)
     assert out.nfe == get_solver("enkg", num_steps=4).nfe_per_sample
     assert max(seen) <= 4 and len(seen) > out.nfe  # 2 × 6 particles per call, in chunks of 4
-    for bad in (0, 2.0, True):
-        prior.max_batch = bad
+    for bad in (0, 2.0, True):  # refused when set, before any network call
         with pytest.raises(ValueError, match="max_batch"):
-            prior.denoise(x, sigma)
+            prior.max_batch = bad
+    assert prior.max_batch == 4

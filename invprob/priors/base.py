@@ -31,8 +31,18 @@ class Prior(nn.Module):
     data_range: tuple[float, float] | None = (-1.0, 1.0)
     #: with ``x_shape = None`` (a fully convolutional network): H and W must be multiples of this
     size_multiple: int = 1
-    #: at most this many images per network call (``None``: all at once); see the class docstring
-    max_batch: int | None = None
+    _max_batch: int | None = None
+
+    @property
+    def max_batch(self) -> int | None:
+        """At most this many images per network call (``None``: all at once); see the class docstring."""
+        return self._max_batch
+
+    @max_batch.setter
+    def max_batch(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"`max_batch` must be a positive int or None, got {value!r}.")
+        self._max_batch = value
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         raise NotImplementedError
@@ -54,9 +64,7 @@ class Prior(nn.Module):
             raise ValueError(f"`x` has size {tuple(x.shape[-2:])}, but this prior's network needs height and "
                              f"width divisible by {self.size_multiple}; crop or pad the image.")
         sigma = as_sigma(sigma, x.shape[0], x)
-        chunk = self.max_batch
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-            raise ValueError(f"`max_batch` must be a positive int or None, got {chunk!r}.")
+        chunk = self._max_batch
         if chunk is None or x.shape[0] <= chunk:
             return self._denoise(x, sigma)
         return torch.cat([self._denoise(xc, sc) for xc, sc in zip(x.split(chunk), sigma.split(chunk))])
