@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -233,10 +234,19 @@ def _merge_device_cells(results: dict, other: dict) -> None:
         for label, cell in row.items():
             if "device" in cell:
                 results.setdefault(task, {})[label] = cell
-    known = {json.dumps(r, sort_keys=True) for r in results.get("_runs", [])}
+    known = {_run_key(r) for r in results.get("_runs", [])}
     for run in other.get("_runs", []):
-        if "device" in run and json.dumps(run, sort_keys=True) not in known:
+        if "device" in run and _run_key(run) not in known:
+            known.add(_run_key(run))
             results.setdefault("_runs", []).append(run)
+
+
+def _run_key(run: dict) -> tuple:
+    """What identifies a run when merging: its command without the ``--results`` folder (a
+    device's output folder, rewritten in the committed JSON) and its device."""
+    words = shlex.split(run["command"])
+    kept = [w for k, w in enumerate(words) if w != "--results" and (k == 0 or words[k - 1] != "--results")]
+    return tuple(kept), run.get("device")
 
 
 def _device_name(device: str) -> str:

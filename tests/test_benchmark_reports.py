@@ -21,20 +21,25 @@ def test_merging_a_subset_keeps_the_rows_and_logs_both_commands(tmp_path):
     assert md.index("--num-samples 8") < md.index("--num-samples 6") < md.index("| solver |")
 
 
-def test_set12_merge_from_copies_only_cells_and_runs_that_name_their_device(tmp_path):
+def test_set12_merge_from_copies_only_cells_and_runs_that_name_their_device_once(tmp_path):
     import restoration_set12
 
+    # a device run already merged and committed, its output folder and provenance since edited
+    committed = {"command": "python benchmarks/restoration_set12.py --device cuda --results $OUT/a --tasks box",
+                 "device": "NVIDIA H200", "via": "benchmarks/gpu/restoration_set12.sh"}
     ours = {"deblur (Gaussian)": {"TV (oracle λ)": {"psnr": 25.0, "ssim": 0.7}, "DPS (250 steps)": {"psnr": 21.0, "ssim": 0.5}},
-            "_runs": [{"command": "python benchmarks/restoration_set12.py"}]}
+            "_runs": [{"command": "python benchmarks/restoration_set12.py"}, committed]}
     gpu_run = {"command": "python benchmarks/restoration_set12.py --device cuda", "device": "NVIDIA H200"}
+    raw = {"command": "python benchmarks/restoration_set12.py --device cuda --results /root/out/a --tasks box",
+           "device": "NVIDIA H200"}
     theirs = {"deblur (Gaussian)": {"TV (oracle λ)": {"psnr": 99.0, "ssim": 0.9},  # carried over, not measured there
                                     "DPS (250 steps)": {"psnr": 99.0, "ssim": 0.9},
                                     "EnKG (512 particles, 20 steps)": {"psnr": 21.9, "ssim": 0.54, "device": "NVIDIA H200"}},
               "inpainting box": {"MCG (250 steps)": {"refused": "needs pinv", "device": "NVIDIA H200"}},
-              "_runs": ours["_runs"] + [gpu_run]}
+              "_runs": [ours["_runs"][0], raw, gpu_run]}
     (tmp_path / "restoration_set12.json").write_text(json.dumps(ours))
     (tmp_path / "gpu.json").write_text(json.dumps(theirs))
-    for _ in range(2):  # merging the same file twice adds its run once
+    for _ in range(2):  # merging the same file twice adds its run once; `raw` is `committed`
         restoration_set12.main(["--results", str(tmp_path), "--merge-from", str(tmp_path / "gpu.json")])
     merged = json.loads((tmp_path / "restoration_set12.json").read_text())
     assert merged["deblur (Gaussian)"]["TV (oracle λ)"]["psnr"] == 25.0
