@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from conftest import small_gmm
-from invprob import schedules
+from invprob import Problem, noise, schedules
+from invprob.operators import Inpainting
 from invprob.priors import CheckpointError, EDMPrior, FlowPrior, VPPrior, from_diffusers, load_state_dict, sha256
 
 SIGMAS = [0.05, 0.3, 1.0, 5.0, 50.0]
@@ -174,8 +175,6 @@ class _Payload:
 def test_max_batch_chunks_network_calls_with_the_same_result_and_one_nfe():
     """``Prior.max_batch``: the network never sees more than that many images, the denoised
     batch equals the unchunked one, and a solver still counts one NFE per denoise call."""
-    from invprob import Problem, noise
-    from invprob.operators import Inpainting
     from invprob.registry import get_solver
 
     seen = []
@@ -202,3 +201,38 @@ def test_max_batch_chunks_network_calls_with_the_same_result_and_one_nfe():
         with pytest.raises(ValueError, match="max_batch"):
             prior.max_batch = bad
     assert prior.max_batch == 4
+
+
+class _TinyVPNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x_t, t):
+        return self.conv(x_t)
+
+
+def test_prior_dtype_is_the_networks_not_the_float64_schedule_table():
+    # VPPrior keeps its σ table in float64; a float32 network must still report (and get) float32
+    prior = VPPrior(_TinyVPNet(), alphas(), x_shape=(1, 4, 4))
+    assert prior.log_sigmas.dtype == torch.float64 and prior.dtype == torch.float32
+    problem = Problem.simulate(Inpainting((1, 4, 4), kind="random", missing=0.5, seed=0), torch.zeros(1, 1, 4, 4),
+                               noise.Gaussian(0.05), generator=torch.Generator().manual_seed(1))
+    from invprob.registry import get_solver
+
+    out = get_solver("dps", num_steps=3).solve(problem, prior, generator=0, progress=False)
+    assert out.samples.dtype == torch.float32 and out.samples.isfinite().all()
+    assert prior.to(torch.float64).dtype == torch.float64  # and the table still maps σ to t
+    sigma = schedules.sigma_from_alphas_cumprod(alphas())[[3]]
+    assert torch.allclose(prior.to(torch.float32).sigma_to_t(sigma), torch.tensor([3.0], dtype=torch.float64))
+
+
+def test_parameter_free_networks_declare_their_dtype():
+    assert EDMPrior(lambda x, s: x, preconditioned=True).dtype == torch.float32
+    assert EDMPrior(lambda x, s: x, preconditioned=True, dtype=torch.float64).dtype == torch.float64
+    assert FlowPrior(lambda x, t: x, dtype=torch.float64).dtype == torch.float64
+    assert VPPrior(lambda x, t: x, alphas(), dtype=torch.float64).dtype == torch.float64
+    with pytest.raises(ValueError, match="`dtype` must be a floating torch.dtype"):
+        EDMPrior(lambda x, s: x, dtype="float64")
+    with pytest.raises(ValueError, match="the network's parameters are"):
+        VPPrior(_TinyVPNet(), alphas(), dtype=torch.float64)

@@ -205,3 +205,14 @@ def test_mixed_precision_and_channels_last_keep_float32_state():
     assert torch.allclose(last, base, atol=1e-5)
     with pytest.raises(ValueError, match="dtype"):
         get_prior("mnist", dtype="float8")
+    # a solver accepts a float32 problem with the bf16 prior (its interface is float32)
+    from invprob import Problem, noise
+    from invprob.operators import Inpainting
+    from invprob.registry import get_solver
+
+    fast = get_prior("mnist", dtype="bfloat16")
+    assert fast.dtype == torch.float32 and next(fast.network.parameters()).dtype == torch.bfloat16
+    problem = Problem.simulate(Inpainting((1, 32, 32), kind="random", missing=0.5, seed=0), x[:1],
+                               noise.Gaussian(0.05), generator=torch.Generator().manual_seed(0))
+    out = get_solver("dps", num_steps=2).solve(problem, fast, generator=0, progress=False)
+    assert out.samples.dtype == torch.float32 and out.samples.isfinite().all()

@@ -34,6 +34,19 @@ def _bcast(v: Tensor, like: Tensor) -> Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
+def _declare_dtype(prior: Prior, dtype: torch.dtype | None) -> None:
+    """Record the ``dtype`` argument of an adapter (what a parameter-free network computes in)."""
+    if dtype is None:
+        return
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"`dtype` must be a floating torch.dtype such as torch.float64, got {dtype!r}.")
+    own = {p.dtype for p in prior.parameters() if p.is_floating_point()}
+    if own and own != {dtype}:
+        raise ValueError(f"`dtype` is {dtype} but the network's parameters are {sorted(map(str, own))}; drop "
+                         f"`dtype` (it is for parameter-free networks) or convert the network with .to(dtype).")
+    prior._declared_dtype = dtype
+
+
 class VPPrior(Prior):
     """A discrete-time VP / DDPM network as a σ-space denoiser.
 
@@ -46,11 +59,15 @@ class VPPrior(Prior):
         data_range: the data interval (default [-1, 1]).
         learn_sigma: drop the second half of the output channels.
         clip_denoised: clamp ``x0_hat`` to ``data_range``.
+        dtype: what ``network`` computes in when it has no parameters (a plain function);
+            otherwise its parameters' dtype is used and this must be ``None`` or equal to it.
     """
+
+    _schedule_buffers = ("log_sigmas",)  # float64 whatever the network's precision
 
     def __init__(self, network: Callable, alphas_cumprod: Tensor, prediction: str = "epsilon",
                  x_shape: tuple[int, ...] | None = None, data_range: tuple[float, float] | None = (-1.0, 1.0),
-                 learn_sigma: bool = False, clip_denoised: bool = False) -> None:
+                 learn_sigma: bool = False, clip_denoised: bool = False, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"`prediction` must be one of {PREDICTIONS}, got {prediction!r}.")
@@ -62,6 +79,7 @@ class VPPrior(Prior):
         if abar.dim() != 1 or not ((abar > 0) & (abar < 1)).all():
             raise ValueError("`alphas_cumprod` must be a (T,) tensor with values in (0, 1).")
         self.register_buffer("log_sigmas", schedules.sigma_from_alphas_cumprod(abar).log(), persistent=False)
+        _declare_dtype(self, dtype)
 
     @property
     def sigma_min(self) -> float:
@@ -73,18 +91,19 @@ class VPPrior(Prior):
 
     def sigma_to_t(self, sigma: Tensor) -> Tensor:
         """Fractional timestep with the same σ (linear in log σ between training timesteps)."""
-        log_sigma = sigma.to(torch.float64).log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
-        idx = torch.searchsorted(self.log_sigmas, log_sigma).clamp(1, len(self.log_sigmas) - 1)
-        lo, hi = self.log_sigmas[idx - 1], self.log_sigmas[idx]
+        table = self.log_sigmas.to(torch.float64)  # .to(float32) on the prior converts buffers too
+        log_sigma = sigma.to(torch.float64).log().clamp(table[0], table[-1])
+        idx = torch.searchsorted(table, log_sigma).clamp(1, len(table) - 1)
+        lo, hi = table[idx - 1], table[idx]
         w = (log_sigma - lo) / (hi - lo)
         return (idx - 1).to(torch.float64) + w
 
     def t_to_sigma(self, t: Tensor) -> Tensor:
-        t = t.to(torch.float64)
-        lo = t.floor().long().clamp(0, len(self.log_sigmas) - 1)
-        hi = (lo + 1).clamp(max=len(self.log_sigmas) - 1)
+        t, table = t.to(torch.float64), self.log_sigmas.to(torch.float64)
+        lo = t.floor().long().clamp(0, len(table) - 1)
+        hi = (lo + 1).clamp(max=len(table) - 1)
         w = t - lo
-        return ((1 - w) * self.log_sigmas[lo] + w * self.log_sigmas[hi]).exp()
+        return ((1 - w) * table[lo] + w * table[hi]).exp()
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         t = self.sigma_to_t(sigma)
@@ -115,15 +134,16 @@ class FlowPrior(Prior):
     Args:
         network: ``net(x_t, t · time_scale) -> v``.
         time_scale: multiplier of ``t ∈ [0, 1]`` fed to the network (1000 for diffusers).
-        x_shape, data_range: as :class:`VPPrior`.
+        x_shape, data_range, dtype: as :class:`VPPrior`.
     """
 
     def __init__(self, network: Callable, time_scale: float = 1.0, x_shape: tuple[int, ...] | None = None,
-                 data_range: tuple[float, float] | None = (-1.0, 1.0)) -> None:
+                 data_range: tuple[float, float] | None = (-1.0, 1.0), dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.network, self.time_scale = network, float(time_scale)
         self.x_shape = tuple(x_shape) if x_shape is not None else None
         self.data_range = data_range
+        _declare_dtype(self, dtype)
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         t = schedules.flow_time_from_sigma(sigma)
@@ -143,15 +163,17 @@ class EDMPrior(Prior):
         network: ``net(x, σ) -> D`` or ``net(c_in x, c_noise) -> F``.
         preconditioned: whether ``network`` is already ``D``.
         sigma_data: σ_data (0.5).
-        x_shape, data_range: as :class:`VPPrior`.
+        x_shape, data_range, dtype: as :class:`VPPrior`.
     """
 
     def __init__(self, network: Callable, preconditioned: bool = False, sigma_data: float = 0.5,
-                 x_shape: tuple[int, ...] | None = None, data_range: tuple[float, float] | None = (-1.0, 1.0)) -> None:
+                 x_shape: tuple[int, ...] | None = None, data_range: tuple[float, float] | None = (-1.0, 1.0),
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.network, self.preconditioned, self.sigma_data = network, preconditioned, float(sigma_data)
         self.x_shape = tuple(x_shape) if x_shape is not None else None
         self.data_range = data_range
+        _declare_dtype(self, dtype)
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         if self.preconditioned:

@@ -32,6 +32,10 @@ class Prior(nn.Module):
     #: with ``x_shape = None`` (a fully convolutional network): H and W must be multiples of this
     size_multiple: int = 1
     _max_batch: int | None = None
+    #: buffers that are tables of the noise schedule, not the network's precision (see ``dtype``)
+    _schedule_buffers: tuple[str, ...] = ()
+    #: the dtype ``denoise`` takes and returns where the parameters do not tell it; see ``dtype``
+    _declared_dtype: torch.dtype | None = None
 
     @property
     def max_batch(self) -> int | None:
@@ -83,7 +87,18 @@ class Prior(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        for tensor in list(self.buffers()) + list(self.parameters()):
+        """The floating dtype ``denoise`` takes and returns (solvers keep their state in it).
+
+        A declared one first: an adapter's ``dtype`` for a parameter-free network, or the
+        float32 interface of a network run in fp16 / bf16 (``dtype=`` of ``get_prior``); else
+        the network's parameters'; else the prior's own floating buffers' (an analytic prior such
+        as the GMM), skipping schedule tables kept in float64 (``_schedule_buffers``); else float32."""
+        if self._declared_dtype is not None:
+            return self._declared_dtype
+        for tensor in self.parameters():
             if tensor.is_floating_point():
+                return tensor.dtype
+        for name, tensor in self.named_buffers():
+            if tensor.is_floating_point() and name not in self._schedule_buffers:
                 return tensor.dtype
         return torch.float32

@@ -150,8 +150,10 @@ def set_network_options(prior, dtype: torch.dtype | str | None = None, channels_
             if dtype not in DTYPES:
                 raise ValueError(f"`dtype` must be one of {sorted(DTYPES)}, got {dtype!r}.")
             dtype = DTYPES[dtype]
+        interface = prior.dtype  # what the solver state stays in
         network.to(dtype)
         network = _Cast(network, dtype)
+        prior._declared_dtype = owner._declared_dtype = interface
     if channels_last:
         network.to(memory_format=torch.channels_last)
     if compile:
