@@ -26,3 +26,13 @@ def small_gmm(d_shape=(1, 2, 2), K=3, seed=0, dtype=torch.float64):
     L = torch.randn((K, d, d), generator=g, dtype=dtype) * 0.5
     covs = L @ L.transpose(1, 2) + 0.1 * torch.eye(d, dtype=dtype)
     return GaussianMixturePrior(w / w.sum(), means, covs)
+
+
+def tiny_unet(out_channels=1):
+    """A small random diffusers ``UNet2DModel`` on 1×8×8 images (float32), for network-prior paths."""
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    return UNet2DModel(sample_size=8, in_channels=1, out_channels=out_channels, block_out_channels=(8, 16),
+                       layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)

@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from conftest import small_gmm
+from conftest import small_gmm, tiny_unet
 from invprob import Problem, noise, schedules
 from invprob.operators import Inpainting
 from invprob.priors import CheckpointError, EDMPrior, FlowPrior, VPPrior, from_diffusers, load_state_dict, sha256
@@ -77,15 +77,6 @@ def test_edm_preconditioning_inverts_to_the_exact_denoiser(gmm):
     x = torch.randn(len(SIGMAS), 1, 2, 2, dtype=torch.float64)
     sigma = torch.tensor(SIGMAS, dtype=torch.float64)
     assert torch.allclose(prior.denoise(x, sigma), gmm.denoise(x, sigma), atol=1e-10)
-
-
-def tiny_unet(out_channels=1):
-    from diffusers import UNet2DModel
-
-    torch.manual_seed(0)
-    return UNet2DModel(sample_size=8, in_channels=1, out_channels=out_channels, block_out_channels=(8, 16),
-                       layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
-                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])

@@ -5,7 +5,7 @@ import inspect
 import pytest
 import torch
 
-from conftest import small_gmm
+from conftest import small_gmm, tiny_unet
 from invprob import Problem, noise, registry
 from invprob.errors import UnsupportedProblemError
 from invprob.operators import BlackBox, MatrixOperator
@@ -17,16 +17,20 @@ FAST_STEPS = 30
 SOLVER_PRESETS = registry.available()["solvers"]
 
 
-def build(name):
+def build(name, steps=FAST_STEPS, population=64, inner_steps=None):
+    """The preset with few steps (and, with ``inner_steps``, few Langevin / prior-ODE steps)."""
     target = registry.load_preset("solvers", name)["_target_"] if name in registry._presets("solvers") else None
     overrides = {}
     if target is not None:
         params = inspect.signature(registry._locate(target)).parameters
         if "num_steps" in params:
-            overrides["num_steps"] = FAST_STEPS
-        for population in ("ensemble_size", "num_particles"):
-            if population in params:
-                overrides[population] = 64
+            overrides["num_steps"] = steps
+        for key in ("ensemble_size", "num_particles"):
+            if key in params:
+                overrides[key] = population
+        for key in ("langevin_steps", "prior_steps"):
+            if inner_steps is not None and key in params:
+                overrides[key] = inner_steps
     return registry.get_solver(name, **overrides)
 
 
@@ -168,3 +172,30 @@ def test_daps_warns_at_the_edge_of_stability_where_its_paper_settings_sit():
     edge = MatrixOperator(A / torch.linalg.matrix_norm(A, ord=2) * 1.02**0.5, (1, 2, 2))  # lr·‖A‖²/τ² = 1.02
     with pytest.warns(RuntimeWarning, match="edge of stability"):
         registry.get_solver("daps").init(Problem(edge, problem.measurement, problem.noise), prior, 1, 0)
+
+
+@pytest.fixture(scope="module")
+def network_prior(tmp_path_factory):
+    """A float32 network prior loaded as a user would: a diffusers directory (VP, ε-prediction)."""
+    from diffusers import DDPMScheduler
+
+    from invprob.priors import from_diffusers
+
+    folder = tmp_path_factory.mktemp("ddpm")
+    tiny_unet().save_pretrained(folder / "unet")
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(folder / "scheduler")
+    return from_diffusers(folder)
+
+
+@pytest.mark.parametrize("name", SOLVER_PRESETS)
+def test_every_solver_runs_a_float32_network_prior(name, network_prior):
+    from invprob.operators import Inpainting
+
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    problem = Problem.simulate(Inpainting((1, 8, 8), kind="random", missing=0.5, seed=0), x, noise.Gaussian(0.05),
+                               generator=torch.Generator().manual_seed(1))
+    assert network_prior.dtype == torch.float32
+    solver = build(name, steps=3, population=8, inner_steps=3)  # a network call costs ms, not µs
+    result = solver.solve(problem, network_prior, num_samples=2, generator=0, progress=False)
+    assert result.samples.shape == (2, 2, 1, 8, 8) and result.samples.dtype == torch.float32
+    assert torch.isfinite(result.samples).all() and result.nfe == solver.nfe_per_sample
