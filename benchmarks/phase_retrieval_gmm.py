@@ -38,7 +38,9 @@ Usage: python benchmarks/phase_retrieval_gmm.py [--seed 7] [--num-samples 100] [
        [--census 100] [--reference 4000] [--oversampling 2.0] [--num-steps N] [--presets ...]
 Recorded (seed 7): --oversampling {2,4} --census {100,50} --reference 4000, with the default
 presets and with --presets tempered-smc (results/phase_retrieval_gmm_seed7_os{2,4}_reference*.json).
-At oversampling 4: DAPS-1K mode TV 0.85, tempered-smc 0.03, floor 0.05.
+At oversampling 4: DAPS-1K mode TV 0.85, tempered-smc 0.03, floor 0.05. At oversampling 8
+(--census 50 --reference 4000 --presets daps-phase-retrieval tempered-smc →
+results/phase_retrieval_gmm_seed7_os8_reference_smc.json): DAPS-1K 0.87, tempered-smc 0.11, floor 0.07.
 """
 
 from __future__ import annotations
