@@ -54,22 +54,17 @@ import torch
 
 from invprob import Problem, noise, testbed
 from invprob.operators import PhaseRetrieval
+from invprob.operators.phase_retrieval import trivial_images
 from invprob.registry import get_solver
 from invprob.solvers import DAPS
 
 
-def aligned_rmse(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Per-sample RMSE to ``truth`` minimised over {x, −x, rot180(x), −rot180(x)}: ``(N,)``."""
-    rotated = samples.flip(-2, -1)
-    candidates = torch.stack([samples, -samples, rotated, -rotated])  # (4, N, ...)
-    err = (candidates - truth).flatten(2).pow(2).mean(-1).sqrt()
+def aligned_rmse(samples: torch.Tensor, truth: torch.Tensor, images=trivial_images) -> torch.Tensor:
+    """Per-sample RMSE to ``truth`` minimised over the trivial images of each sample: ``(N,)``.
+    ``images(x) -> (4, N, ...)``: the operator's ``trivial_images`` (default: DPS's convention,
+    {x, −x, rot180(x), −rot180(x)})."""
+    err = (images(samples) - truth).flatten(2).pow(2).mean(-1).sqrt()
     return err.min(0).values
-
-
-def trivial_images(x: torch.Tensor) -> torch.Tensor:
-    """``(4, N, ...)``: x, −x, rot180(x), −rot180(x) — the images |F(pad(·))| cannot tell apart."""
-    rotated = x.flip(-2, -1)
-    return torch.stack([x, -x, rotated, -rotated])
 
 
 def ascend(log_post, x: torch.Tensor, steps: int = 3000, lr: float = 0.02) -> torch.Tensor:
@@ -112,7 +107,7 @@ def _distinct(x: torch.Tensor, tol: float) -> list[int]:
     return keep
 
 
-def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
+def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05, images=trivial_images) -> dict:
     """The posterior's modes up to the trivial ambiguities, with Laplace masses.
 
     Every start is ascended to its local maximum; each maximum's four trivial images are
@@ -123,8 +118,7 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
     ``reached``: the maximum each start ascended to (for :func:`assign_reached`)."""
     reached = ascend(log_post, starts)
     found = reached[_distinct(reached, tol)]
-    images = ascend(log_post, trivial_images(found)[1:].flatten(0, 1))
-    maxima = torch.cat([found, images])
+    maxima = torch.cat([found, ascend(log_post, images(found)[1:].flatten(0, 1))])
     log_mass = laplace_log_mass(log_post, maxima)
     keep = ~log_mass.isnan()
     maxima, log_mass = maxima[keep], log_mass[keep]
@@ -134,7 +128,7 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
     distinct, distinct_mass = maxima[keep], log_mass[keep]
     reps, members = [], []  # group into orbits (aligned RMSE)
     for m, lm in zip(distinct, distinct_mass):
-        j = next((j for j, r in enumerate(reps) if aligned_rmse(m[None], r)[0] < tol), None)
+        j = next((j for j, r in enumerate(reps) if aligned_rmse(m[None], r, images)[0] < tol), None)
         if j is None:
             reps.append(m)
             members.append([lm])
@@ -148,15 +142,16 @@ def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05) -> dict:
             "num_maxima": len(distinct), "reached": reached}
 
 
-def assign_to_modes(log_post, samples: torch.Tensor, modes: torch.Tensor, tol: float = 0.05) -> torch.Tensor:
+def assign_to_modes(log_post, samples: torch.Tensor, modes: torch.Tensor, tol: float = 0.05,
+                    images=trivial_images) -> torch.Tensor:
     """Index of the census orbit whose basin each sample lies in (ascent from the sample, then
     aligned RMSE < ``tol`` to the orbit's representative); −1 where none matches."""
-    return assign_reached(ascend(log_post, samples), modes, tol)
+    return assign_reached(ascend(log_post, samples), modes, tol, images)
 
 
-def assign_reached(reached: torch.Tensor, modes: torch.Tensor, tol: float = 0.05) -> torch.Tensor:
+def assign_reached(reached: torch.Tensor, modes: torch.Tensor, tol: float = 0.05, images=trivial_images) -> torch.Tensor:
     """:func:`assign_to_modes` for samples already ascended to their maxima ``reached``."""
-    dist = torch.stack([aligned_rmse(reached, m) for m in modes], 1)  # (N, J)
+    dist = torch.stack([aligned_rmse(reached, m, images) for m in modes], 1)  # (N, J)
     best = dist.min(1)
     return torch.where(best.values < tol, best.indices, torch.full_like(best.indices, -1))
 
@@ -224,14 +219,14 @@ def reference_sampler(log_prior, log_lik, init: torch.Tensor, generator: torch.G
                "mean_acceptance": sum(accepts) / max(len(accepts), 1)}
 
 
-def setup(seed: int, oversampling: float, sigma_y: float):
+def setup(seed: int, oversampling: float, sigma_y: float, unit_range: bool = False):
     """The test problem: ``(prior, problem, truth, log_post, generator)``, where ``log_post(x)`` is
     the unnormalised exact log posterior ``(N,)`` (differentiable: the census ascends it) and the
     generator, which drew the truth and the noise, goes on to draw the prior's samples."""
     from invprob.priors import GaussianMixture
 
     prior = testbed.gmm_prior(seed)
-    op = PhaseRetrieval(testbed.X_SHAPE, oversampling=oversampling).to(torch.float64)
+    op = PhaseRetrieval(testbed.X_SHAPE, oversampling=oversampling, unit_range=unit_range).to(torch.float64)
     g = torch.Generator().manual_seed(seed + 3)
     truth = prior.sample(1, g)
     problem = Problem.simulate(op, truth, noise.Gaussian(sigma_y), generator=g)
@@ -271,18 +266,19 @@ class ExactConditionalDAPS(DAPS):
 def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
         sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0,
         reference_particles: int = 0, reference_subsample: int = 1000, exact_conditional: bool = False,
-        reference_power: float = 1.0) -> dict:
-    prior, problem, truth, log_post, g = setup(seed, oversampling, sigma_y)
+        reference_power: float = 1.0, unit_range: bool = False) -> dict:
+    prior, problem, truth, log_post, g = setup(seed, oversampling, sigma_y, unit_range)
     op, y = problem.operator, problem.measurement
+    images = op.trivial_images
 
     def residual(x):
         return ((op(x) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1))
 
-    report = {"sigma_y": sigma_y, "oversampling": oversampling, "y_shape": list(op.y_shape), "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
+    report = {"sigma_y": sigma_y, "oversampling": oversampling, "unit_range": unit_range, "y_shape": list(op.y_shape), "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
               "truth_log_posterior": log_post(truth).item(), "rows": {}}
     prior_samples = prior.sample(num_samples, g)
     all_samples = {}
-    report["rows"]["prior (no data)"] = {"aligned_rmse_median": aligned_rmse(prior_samples, truth[0]).median().item(),
+    report["rows"]["prior (no data)"] = {"aligned_rmse_median": aligned_rmse(prior_samples, truth[0], images).median().item(),
                                          "residual_median": residual(prior_samples).median().item(),
                                          "log_posterior_median": log_post(prior_samples).median().item()}
     solvers = {}
@@ -294,7 +290,7 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
     for name, solver in solvers.items():
         result = solver.solve(problem, prior, num_samples=num_samples, generator=seed, progress=False)
         s = result.samples[0]
-        a = aligned_rmse(s, truth[0])
+        a = aligned_rmse(s, truth[0], images)
         report["rows"][name] = {"aligned_rmse_median": a.median().item(),
                                 "fraction_within_0.1": (a < 0.1).double().mean().item(),
                                 "residual_median": residual(s).median().item(),
@@ -316,7 +312,7 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
                                                         len(keep), "seconds": time.perf_counter() - start})
         print(f"reference run {run_seed}: {stats}", flush=True)
     if census_starts:
-        _census(report, log_post, truth, prior_samples, all_samples, prior.sample(census_starts, g), reference)
+        _census(report, log_post, truth, prior_samples, all_samples, prior.sample(census_starts, g), reference, images)
     return report
 
 
@@ -331,27 +327,28 @@ def _tv(freq: torch.Tensor, unassigned: float, weights: torch.Tensor) -> float:
     return 0.5 * ((freq - weights).abs().sum().item() + unassigned)
 
 
-def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, starts, reference=()) -> None:
+def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, starts, reference=(),
+            images=trivial_images) -> None:
     """Mode census (Laplace masses; reference-sampler frequencies where ``reference`` holds the
     reference runs' samples) and, per row, how the samples spread over its orbits."""
     start = time.perf_counter()
     print(f"mode census from {len(starts)} prior samples, the truth, the reference and every solver's samples ...",
           flush=True)
     groups = [starts, truth, *reference, *all_samples.values()]
-    census = mode_census(log_post, torch.cat(groups))
+    census = mode_census(log_post, torch.cat(groups), images=images)
     # Each group's maxima, ascended once inside the census and reused for the assignments.
     reached = dict(zip(["starts", "truth", *range(len(reference)), *all_samples],
                        census["reached"].split([len(g) for g in groups])))
     weights = census["weights"]
     num_samples = len(next(iter(all_samples.values()), prior_samples))
-    truth_orbit = assign_reached(reached["truth"], census["modes"])[0].item()
+    truth_orbit = assign_reached(reached["truth"], census["modes"], images=images)[0].item()
     report["census"] = {"orbits": len(weights), "maxima": census["num_maxima"],
                         "weights": weights.tolist(), "truth_orbit": truth_orbit,
                         "orbits_for_90pct": int((weights.cumsum(0) < 0.9).sum().item()) + 1,
                         "mode_tv_floor": mode_tv_floor(weights, num_samples)}
     reference_weights = None
     if len(reference):
-        runs = [_frequencies(assign_reached(reached[i], census["modes"]), len(weights), weights.dtype)
+        runs = [_frequencies(assign_reached(reached[i], census["modes"], images=images), len(weights), weights.dtype)
                 for i in range(len(reference))]
         reference_weights = torch.stack([f for f, _ in runs]).mean(0)
         reference_weights = reference_weights / reference_weights.sum()
@@ -363,8 +360,8 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
             "mode_tv_floor_reference": mode_tv_floor(reference_weights, num_samples)})
     report["census"]["seconds"] = time.perf_counter() - start
     for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
-        which = (assign_reached(reached[name], census["modes"]) if name in all_samples
-                 else assign_to_modes(log_post, samples, census["modes"]))  # the prior row: not a census start
+        which = (assign_reached(reached[name], census["modes"], images=images) if name in all_samples
+                 else assign_to_modes(log_post, samples, census["modes"], images=images))  # the prior row: not a census start
         freq, unassigned = _frequencies(which, len(weights), weights.dtype)
         report["rows"][name]["orbit_frequencies"] = freq.tolist()
         if reference_weights is not None:
@@ -431,6 +428,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reference-power", type=float, default=1.0, metavar="P",
                         help="the reference samples p(x) p(y | x)^P (P = 2 σ_y² / τ² is what DAPS's data term "
                              "targets: 50 for τ = 0.01, σ_y = 0.05)")
+    parser.add_argument("--unit-range", action="store_true",
+                        help="DAPS's task: measure |F(pad(x/2 + 1/2))| (operator preset phase-retrieval-daps) "
+                             "instead of DPS's |F(pad(x))|")
     args = parser.parse_args(argv)
     if args.plot and not args.census:
         parser.error("--plot needs --census N")
@@ -439,7 +439,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     report = run(args.seed, args.num_samples, args.presets, num_steps=args.num_steps, sigma_y=args.sigma_y, oversampling=args.oversampling,
                  census_starts=args.census, reference_particles=args.reference,
-                 exact_conditional=args.exact_conditional, reference_power=args.reference_power)
+                 exact_conditional=args.exact_conditional, reference_power=args.reference_power,
+                 unit_range=args.unit_range)
     report["total_seconds"] = time.perf_counter() - start
     print(f"truth's own relative residual: {report['truth_residual']:.4f}, "
           f"log posterior {report['truth_log_posterior']:.1f}")

@@ -168,6 +168,19 @@ def test_phase_retrieval_matches_numpy_fft():
     # Trivial ambiguities: a sign flip and (up to the padding) a 180° rotation give the same data.
     t = torch.as_tensor(x)
     assert torch.allclose(op(-t), op(t))
+    # DAPS's convention measures x/2 + 1/2; both conventions' four trivial images give the same y
+    daps = PhaseRetrieval((1, 32, 32), oversampling=2.0, unit_range=True)
+    ref = np.abs(np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(np.pad(x / 2 + 0.5, ((0, 0), (0, 0), (8, 8), (8, 8))),
+                                                              axes=(-2, -1)), norm="ortho"), axes=(-2, -1)))
+    assert np.allclose(daps(t).numpy(), ref, atol=1e-12)
+    for operator in (op, daps):
+        images = operator.trivial_images(t)
+        assert images.shape == (4, *t.shape) and (images[1:] - t).abs().amax() > 0.1
+        for image in images:
+            assert torch.allclose(operator(image), operator(t), atol=1e-10)
+    assert not torch.allclose(daps(-t), daps(t))  # −x is not an ambiguity of x/2 + 1/2
+    with pytest.raises(ValueError, match="unit_range"):
+        PhaseRetrieval((1, 8, 8), unit_range="yes")
     cd = CodedDiffraction((1, 16, 16), num_patterns=2).to(torch.float64)
     xs = torch.as_tensor(x[:, :, :16, :16])
     masks = np.exp(1j * cd.phases.double().numpy())

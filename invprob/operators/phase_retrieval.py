@@ -11,23 +11,43 @@ from torch import Tensor
 from ._fft import fft2c
 from .base import Operator
 
-__all__ = ["PhaseRetrieval", "CodedDiffraction"]
+__all__ = ["PhaseRetrieval", "CodedDiffraction", "trivial_images"]
+
+
+def trivial_images(x: Tensor, unit_range: bool = False) -> Tensor:
+    """The images ``|F(pad(·))|`` cannot tell from ``x``: ``(4, *x.shape)`` — ``x``, its sign
+    flip, its 180° rotation and the rotation's sign flip (the circular shift the rotation
+    implies on the padded grid leaves the magnitude unchanged). The flip is of the measured
+    image: ``−x`` in the DPS convention, ``−x − 2`` (``x/2 + 1/2 ↦ −x/2 − 1/2``) with
+    ``unit_range``. For ``C > 1`` channels every channel has its own choice; this returns the
+    four that apply one choice to all channels."""
+    flip = (lambda v: -v - 2) if unit_range else (lambda v: -v)
+    rotated = x.flip(-2, -1)
+    return torch.stack([x, flip(x), rotated, flip(rotated)])
 
 
 class PhaseRetrieval(Operator):
     """Fourier phase retrieval ``y = |F(pad(x))|`` (nonlinear, differentiable).
 
-    Follows the DPS/DAPS code (``PhaseRetrievalOperator``): the image is zero-padded by
-    ``int(oversampling / 8 · H)`` pixels on every side (``oversampling = 2`` ⇒ 64 px on 256²,
-    a 384² grid) and the centred orthonormal FFT's magnitude is measured. Shapes:
-    ``x (B, C, H, W) -> y (B, C, H + 2p, W + 2p)``.
+    Follows the DPS/DAPS code: the image is zero-padded by ``int(oversampling / 8 · H)`` pixels
+    on every side (``oversampling = 2`` ⇒ 64 px on 256², a 384² grid) and the centred
+    orthonormal FFT's magnitude is measured. Shapes: ``x (B, C, H, W) -> y (B, C, H + 2p, W + 2p)``.
+
+    The two papers measure different images: DPS pads ``x`` itself, in [-1, 1]
+    (``PhaseRetrievalOperator`` in ``guided_diffusion/measurements.py``); DAPS first maps it to
+    [0, 1], ``x/2 + 1/2`` (``PhaseRetrieval`` in ``forward_operator/__init__.py``):
+    ``unit_range=True``, preset ``phase-retrieval-daps``. A nonnegative image with its mean
+    offset is a different, better-posed problem, so results are comparable only within one
+    convention. :meth:`trivial_images` gives the ambiguities of either.
 
     Args:
         x_shape: ``(C, H, W)``.
         oversampling: the DPS/DAPS ``oversample`` parameter (default 2.0).
+        unit_range: measure ``|F(pad(x/2 + 1/2))|`` (DAPS) instead of ``|F(pad(x))|`` (DPS).
     """
 
-    def __init__(self, x_shape: tuple[int, ...] = (3, 256, 256), oversampling: float = 2.0) -> None:
+    def __init__(self, x_shape: tuple[int, ...] = (3, 256, 256), oversampling: float = 2.0,
+                 unit_range: bool = False) -> None:
         x_shape = tuple(int(s) for s in x_shape)
         if len(x_shape) != 3:
             raise ValueError(f"`x_shape` must be (C, H, W), got {x_shape}.")
@@ -37,11 +57,21 @@ class PhaseRetrieval(Operator):
         self.pad = int(oversampling / 8.0 * H)
         super().__init__(x_shape=x_shape, y_shape=(C, H + 2 * self.pad, W + 2 * self.pad))
         self.oversampling = oversampling
+        if not isinstance(unit_range, bool):
+            raise ValueError(f"`unit_range` must be True (DAPS: x/2 + 1/2) or False (DPS), got {unit_range!r}.")
+        self.unit_range = unit_range
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
+        if self.unit_range:
+            x = x * 0.5 + 0.5  # DAPS: [-1, 1] -> [0, 1] before padding
         padded = F.pad(x, (self.pad,) * 4)
         return fft2c(padded).abs()
+
+    def trivial_images(self, x: Tensor) -> Tensor:
+        """``(4, *x.shape)``: the images this operator maps to the same ``y`` as ``x``
+        (:func:`trivial_images` in this operator's convention)."""
+        return trivial_images(x, self.unit_range)
 
 
 class CodedDiffraction(Operator):
