@@ -36,9 +36,10 @@ class PhaseRetrieval(Operator):
     The two papers measure different images: DPS pads ``x`` itself, in [-1, 1]
     (``PhaseRetrievalOperator`` in ``guided_diffusion/measurements.py``); DAPS first maps it to
     [0, 1], ``x/2 + 1/2`` (``PhaseRetrieval`` in ``forward_operator/__init__.py``):
-    ``unit_range=True``, preset ``phase-retrieval-daps``. A nonnegative image with its mean
-    offset is a different, better-posed problem, so results are comparable only within one
-    convention. :meth:`trivial_images` gives the ambiguities of either.
+    ``unit_range=True``, preset ``phase-retrieval-daps``. The offset makes it a different
+    problem (on the GMM test bed of ``benchmarks/phase_retrieval_gmm.py`` its posterior spreads
+    over many more modes), so results are comparable only within one convention.
+    :meth:`trivial_images` gives the ambiguities of either.
 
     Args:
         x_shape: ``(C, H, W)``.
