@@ -67,8 +67,7 @@ class DAPS(Solver):
     ``p(x) p(y | x)^50`` (a reference for that target puts 98.5 % on one orbit, DAPS 2 %: TV
     0.97). For mode weights use :class:`TemperedSMC` (TV 0.03 on the same problem). In DAPS's own
     task convention (operator preset ``phase-retrieval-daps``: ``|F(pad(x/2 + 1/2))|``) at
-    oversampling 2 the posterior is broader; DAPS-1K's mode TV is 0.50 against a floor of 0.29,
-    which tempered SMC reaches.
+    oversampling 2, DAPS-1K's mode TV is 0.50 against a floor of 0.29, which tempered SMC reaches.
 
     Args:
         num_steps: annealing levels (200; ``configs/sampler/edm_daps.yaml``).
