@@ -139,7 +139,7 @@ def run(cfg) -> dict:
 
         y, operator = load_measurement(Path(to_absolute_path(cfg.measurement)), operator, cfg.kspace_scale)
         # the run's `dtype=` applies to the file's data too (complex k-space: the complex dtype of that precision)
-        y_dtype = (torch.complex128 if dtype == torch.float64 else torch.complex64) if y.is_complex() else dtype
+        y_dtype = torch.promote_types(dtype, torch.complex64) if y.is_complex() else dtype
         problem = Problem(operator.to(device=device, dtype=dtype), y.to(device=device, dtype=y_dtype), noise)
     else:
         if cfg.input is not None:

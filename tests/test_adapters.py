@@ -8,6 +8,7 @@ from conftest import small_gmm, tiny_unet
 from invprob import Problem, noise, schedules
 from invprob.operators import Inpainting
 from invprob.priors import CheckpointError, EDMPrior, FlowPrior, VPPrior, from_diffusers, load_state_dict, sha256
+from invprob.registry import get_solver
 
 SIGMAS = [0.05, 0.3, 1.0, 5.0, 50.0]
 
@@ -166,8 +167,6 @@ class _Payload:
 def test_max_batch_chunks_network_calls_with_the_same_result_and_one_nfe():
     """``Prior.max_batch``: the network never sees more than that many images, the denoised
     batch equals the unchunked one, and a solver still counts one NFE per denoise call."""
-    from invprob.registry import get_solver
-
     seen = []
 
     def network(x, sigma):  # an EDM x0-network (float32, as a network's): a small GMM's exact denoiser
@@ -209,8 +208,6 @@ def test_prior_dtype_is_the_networks_not_the_float64_schedule_table():
     assert prior.log_sigmas.dtype == torch.float64 and prior.dtype == torch.float32
     problem = Problem.simulate(Inpainting((1, 4, 4), kind="random", missing=0.5, seed=0), torch.zeros(1, 1, 4, 4),
                                noise.Gaussian(0.05), generator=torch.Generator().manual_seed(1))
-    from invprob.registry import get_solver
-
     out = get_solver("dps", num_steps=3).solve(problem, prior, generator=0, progress=False)
     assert out.samples.dtype == torch.float32 and out.samples.isfinite().all()
     assert prior.to(torch.float64).dtype == torch.float64  # and the table still maps σ to t

@@ -71,7 +71,7 @@ class _MRIBase(LinearOperator):
         """Prior space ``(B, 2 or 1, H, W)`` → complex image ``(B, H, W)``."""
         if self.image_mode == "channels":
             return torch.complex(x[:, 0], x[:, 1])
-        return x[:, 0].to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+        return x[:, 0].to(torch.promote_types(x.dtype, torch.complex64))  # complex128 for float64
 
     def to_real(self, image: Tensor) -> Tensor:
         """Complex image ``(B, H, W)`` → prior space (the adjoint of :meth:`to_complex`)."""
