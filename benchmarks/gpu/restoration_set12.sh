@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The GPU cells of benchmarks/results/restoration_set12.md (one device call; ENKG_1024=1 adds a stage). From the repo root:
-#   OUT=/tmp/out INVPROB_DATA=/path/to/shared/data bash benchmarks/gpu/restoration_set12.sh
+# The GPU cells of benchmarks/results/restoration_set12.md, one device call per stage list. From the repo root:
+#   OUT=/tmp/out INVPROB_DATA=/path/to/shared/data [STAGES="base enkg1024 enkg2048"] bash benchmarks/gpu/restoration_set12.sh
 # then, on any machine, merge them into the committed table:
-#   python benchmarks/restoration_set12.py --merge-from $OUT/enkg/restoration_set12.json \
-#       $OUT/paper/restoration_set12.json $OUT/enkg1024/restoration_set12.json
-# Two processes share the GPU, each merging into its own copy of the results JSON (rewritten
-# after every cell, so a run cut short keeps the cells it finished):
-#   enkg:  EnKG, 512 particles x 20 steps, on the four tasks, inpainting first;
-#   paper: the paper-budget (1000-step) cells the CPU table left empty;
-#   enkg1024 (ENKG_1024=1, after the two): EnKG with the official FFHQ ensemble, 1024 particles;
-#   check: one CPU cell re-run on the GPU (DPS 250 steps, 70 % inpainting; 22.98 dB on the CPU),
-#          to show the device does not change the numbers (not merged).
+#   python benchmarks/restoration_set12.py --merge-from $OUT/*/restoration_set12.json
+# STAGES (default "base"; ENKG_1024=1 still appends enkg1024):
+#   base: two processes share the GPU, each merging into its own copy of the results JSON
+#         (rewritten after every cell, so a run cut short keeps the cells it finished):
+#     enkg:  EnKG, 512 particles x 20 steps, on the four tasks, inpainting first;
+#     paper: the paper-budget (1000-step) cells the CPU table left empty;
+#     check: one CPU cell re-run on the GPU (DPS 250 steps, 70 % inpainting; 22.98 dB on the CPU),
+#            to show the device does not change the numbers (not merged);
+#   enkg1024: EnKG with the official FFHQ ensemble, 1024 particles, on the two inpainting tasks;
+#   enkg2048: EnKG with the released default ensemble, 2048 particles, on 70 % random inpainting,
+#             then the 1024-particle box-inpainting cell enkg1024 left empty (≈ 5 + 2.5 min on an H200).
 # BUDGET caps the wall seconds of the two processes (a device call may run 600 s); MAX_BATCH
 # (optional) caps the images per network call (Prior.max_batch), for ensembles beyond one call.
 set -uo pipefail
@@ -42,24 +44,36 @@ with torch.no_grad():
 print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 PYEOF
 export -f bench; export PY OUT
-timeout "$BUDGET" bash -c '
-  bench check --tasks "inpainting 70% random" --solvers "DPS (250 steps)"
-  bench paper --tasks "deblur (Gaussian)" "4x SR (bicubic)" --solvers "DPS (paper: 1000 steps)" "RED-Diff (1000 steps)"
-  bench paper --tasks "4x SR (bicubic)" "inpainting 70% random" --solvers "MCG (paper: 1000 steps)"
-  bench paper --tasks "inpainting box" --solvers "RED-Diff (1000 steps)"
-' >"$OUT/paper.log" 2>&1 &
-timeout "$BUDGET" bash -c '
-  for task in "inpainting 70% random" "inpainting box" "deblur (Gaussian)" "4x SR (bicubic)"; do
-    bench enkg --tasks "$task" --solvers "EnKG (512 particles, 20 steps)"
-  done
-' >"$OUT/enkg.log" 2>&1
-wait
-if [ "${ENKG_1024:-0}" = 1 ]; then  # the official FFHQ ensemble size (run as a second device call)
-  timeout "$BUDGET" bash -c '
-    for task in "inpainting 70% random" "inpainting box"; do
-      bench enkg1024 --tasks "$task" --solvers "EnKG (1024 particles, 20 steps)"
-    done
-  ' >"$OUT/enkg1024.log" 2>&1
-fi
+STAGES=${STAGES:-base}
+[ "${ENKG_1024:-0}" = 1 ] && STAGES="$STAGES enkg1024"
+for stage in $STAGES; do
+  case $stage in
+    base)
+      timeout "$BUDGET" bash -c '
+        bench check --tasks "inpainting 70% random" --solvers "DPS (250 steps)"
+        bench paper --tasks "deblur (Gaussian)" "4x SR (bicubic)" --solvers "DPS (paper: 1000 steps)" "RED-Diff (1000 steps)"
+        bench paper --tasks "4x SR (bicubic)" "inpainting 70% random" --solvers "MCG (paper: 1000 steps)"
+        bench paper --tasks "inpainting box" --solvers "RED-Diff (1000 steps)"
+      ' >"$OUT/paper.log" 2>&1 &
+      timeout "$BUDGET" bash -c '
+        for task in "inpainting 70% random" "inpainting box" "deblur (Gaussian)" "4x SR (bicubic)"; do
+          bench enkg --tasks "$task" --solvers "EnKG (512 particles, 20 steps)"
+        done
+      ' >"$OUT/enkg.log" 2>&1
+      wait ;;
+    enkg1024)
+      timeout "$BUDGET" bash -c '
+        for task in "inpainting 70% random" "inpainting box"; do
+          bench enkg1024 --tasks "$task" --solvers "EnKG (1024 particles, 20 steps)"
+        done
+      ' >"$OUT/enkg1024.log" 2>&1 ;;
+    enkg2048)
+      timeout "$BUDGET" bash -c '
+        bench enkg2048 --tasks "inpainting 70% random" --solvers "EnKG (2048 particles, 20 steps)"
+        bench enkg2048 --tasks "inpainting box" --solvers "EnKG (1024 particles, 20 steps)"
+      ' >"$OUT/enkg2048.log" 2>&1 ;;
+    *) echo "unknown stage $stage (base, enkg1024, enkg2048)" >&2; exit 2 ;;
+  esac
+done
 rm -f "$OUT"/*/restoration_set12.md  # the tables are re-rendered after the merge
-tail -n 30 "$OUT/paper.log" "$OUT/enkg.log"
+tail -n 30 "$OUT"/*.log
