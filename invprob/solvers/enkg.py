@@ -47,8 +47,8 @@ class EnKG(PopulationSolver):
     update overshoots; γ = 0.1 (``enkg-gmm-tuned``, ensemble 512) gives 2.74 / 1.96.
     Set12 64² crops, shipped ``natural-gray`` prior, σ_y = 0.05, on an H200
     (``benchmarks/results/restoration_set12.md``): γ = 2 with 512 particles × 20 steps gives
-    23.86 dB on 70 % random inpainting (1024 particles: 24.24; oracle TV 24.44), 20.00 on box
-    inpainting, 21.88 deblurring, 20.04 4× SR.
+    23.86 dB on 70 % random inpainting (1024 particles: 24.24; 2048: 24.43; oracle TV 24.44),
+    20.00 on box inpainting (1024: 20.73; TV 22.41), 21.88 deblurring, 20.04 4× SR.
 
     Args:
         guidance_scale: γ (2.0; ``configs/algorithm/enkg.yaml`` of the official code).
