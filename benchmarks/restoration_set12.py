@@ -80,6 +80,8 @@ SOLVERS = [
     ("EnKG (1024 particles, 20 steps)", "enkg", {"ensemble_size": 1024, "num_steps": 20}),
     # The released ensemble (enkg preset: 2048 particles), still 20 outer steps (GPU budget).
     ("EnKG (2048 particles, 20 steps)", "enkg", {"ensemble_size": 2048, "num_steps": 20}),
+    # More steps instead of more particles: 30 steps are 266 network calls per particle (2.1x).
+    ("EnKG (512 particles, 30 steps)", "enkg", {"ensemble_size": 512, "num_steps": 30}),
 ]
 DEFAULT_SOLVERS = [label for label, _, _ in SOLVERS[:4]]
 # Why a diffusion solver does not beat the TV baseline on an inpainting task (shown in the table).
