@@ -174,6 +174,54 @@ def test_daps_warns_at_the_edge_of_stability_where_its_paper_settings_sit():
         registry.get_solver("daps").init(Problem(edge, problem.measurement, problem.noise), prior, 1, 0)
 
 
+def test_daps_hmc_stability_limit_is_one_plus_momentum():
+    """Damped HMC on the top singular direction is a heavy-ball recursion, stable while
+    lr·‖A‖²/τ² < 1 + m: at 1.5 Langevin refuses and HMC (m = 0.73) runs without a warning;
+    at 1.9 HMC refuses too."""
+    import warnings
+
+    prior, problem = linear_problem()
+    A = problem.operator.A
+    for ratio, hmc_ok in ((1.5, True), (1.9, False)):
+        op = MatrixOperator(A / torch.linalg.matrix_norm(A, ord=2) * ratio**0.5, (1, 2, 2))  # lr·‖A‖²/τ² = ratio
+        scaled = Problem(op, problem.measurement, problem.noise)
+        with pytest.raises(UnsupportedProblemError, match="Langevin step is unstable"):
+            registry.get_solver("daps").init(scaled, prior, 1, 0)
+        hmc = registry.get_solver("daps", mc_algo="hmc", momentum=0.73)
+        if hmc_ok:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                hmc.init(scaled, prior, 1, 0)
+        else:
+            with pytest.raises(UnsupportedProblemError, match=r"HMC step is unstable.*> 1.73"):
+                hmc.init(scaled, prior, 1, 0)
+
+
+def test_daps_hmc_step_is_the_official_damped_hmc_recursion():
+    """One annealing level (σ_max → 0, so the level's output is the chain's end), replayed by hand
+    with the solver's own noise draw: v0 ~ N(0, I); v ← m v + h ∇log p + sqrt(2(1 − m)) ε;
+    x0 ← x0 + h v, h = sqrt(lr) (zhangbingliang2019/DAPS cores/mcmc.py, MCMCSampler.mc_update)."""
+    prior, problem = linear_problem()
+    solver = registry.get_solver("daps", mc_algo="hmc", momentum=0.6, num_steps=1, langevin_steps=7, lr=3e-3,
+                                 tau=0.2, sigma_max=2.0)
+    state = solver.init(problem, prior, num_samples=3, generator=5)
+    out = solver.step(state, 0)
+    A, y = problem.operator.A, state.measurement.flatten(1)
+    sigma, h, m = 2.0, 3e-3**0.5, 0.6
+    noise = solver._langevin_noise(state, 0, extra=1).flatten(2)
+    x0_hat = out.x0_hat.flatten(1)
+    x, v = x0_hat.clone(), noise[:, -1]
+    for j in range(7):
+        score = -2 * (x @ A.T - y) @ A / 0.2**2 + (x0_hat - x) / sigma**2
+        v = m * v + h * score + (2 * (1 - m)) ** 0.5 * noise[:, j]
+        x = x + h * v
+    assert torch.allclose(out.x.flatten(1), x, atol=1e-10)
+    with pytest.raises(ValueError, match="`mc_algo`"):
+        registry.get_solver("daps", mc_algo="mh")
+    with pytest.raises(ValueError, match="`momentum`"):
+        registry.get_solver("daps", mc_algo="hmc", momentum=1.0)
+
+
 @pytest.fixture(scope="module")
 def network_prior(tmp_path_factory):
     """A float32 network prior loaded as a user would: a diffusers directory (VP, ε-prediction)."""

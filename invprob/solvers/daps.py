@@ -39,6 +39,11 @@ class DAPS(Solver):
        to ``lr · lr_min_ratio``: ``x0 ← x0 + lr ∇ log p + sqrt(2 lr) ε``;
     3. ``x_t = x0 + σ_{i+1} ε``.
 
+    ``mc_algo="hmc"`` replaces step 2 by the official code's damped Hamiltonian Monte Carlo
+    (``cores/mcmc.py``, added in its March 2025 release with per-task ``pixel_hmc`` configs):
+    a velocity ``v ~ N(0, I)`` drawn at each level, then per step, with ``h = sqrt(lr)`` and
+    momentum ``m``: ``v ← m v + h ∇ log p + sqrt(2 (1 − m)) ε``, ``x0 ← x0 + h v``.
+
     As in the official code the data term is ``‖A(x0) − y‖² / τ²`` (no ½): it is the
     likelihood of Gaussian noise with variance ``τ²/2``, so ``τ = √2 σ_y`` matches the
     noise model — preset ``daps-sigma-y``, which derives τ from the problem (``tau=None``).
@@ -81,6 +86,12 @@ class DAPS(Solver):
             Gaussian noise model.
         lr_min_ratio: final / initial step size (0.01).
         rho: exponent of the poly-ρ grids (7).
+        mc_algo: ``"langevin"`` (the paper's DAPS-1K) or ``"hmc"`` (the official code's
+            damped HMC; preset ``daps-hmc-phase-retrieval`` takes its ``pixel_hmc`` config).
+            The code's third option, ``"mh"`` (random-walk Metropolis), has no task config and
+            is not provided.
+        momentum: HMC momentum ``m`` in [0, 1) (0.9, the default of the official
+            ``MCMCSampler``; the task configs set their own); unused by Langevin.
 
     References:
         | Improving Diffusion Inverse Problem Solving with Decoupled Noise Annealing
@@ -91,7 +102,8 @@ class DAPS(Solver):
 
     def __init__(self, num_steps: int = 200, sigma_max: float = 100.0, sigma_min: float = 0.1,
                  ode_steps: int = 5, ode_sigma_min: float = 0.01, langevin_steps: int = 100,
-                 lr: float = 1e-4, tau: float | None = 0.01, lr_min_ratio: float = 0.01, rho: float = 7.0) -> None:
+                 lr: float = 1e-4, tau: float | None = 0.01, lr_min_ratio: float = 0.01, rho: float = 7.0,
+                 mc_algo: str = "langevin", momentum: float = 0.9) -> None:
         for name, value in (("num_steps", num_steps), ("ode_steps", ode_steps)):
             if int(value) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {value}.")
@@ -99,6 +111,11 @@ class DAPS(Solver):
             raise ValueError(f"`tau` must be > 0 or None (derive from σ_y), got {tau}.")
         if not lr > 0:
             raise ValueError(f"`lr` must be > 0, got {lr}.")
+        if mc_algo not in ("langevin", "hmc"):
+            raise ValueError(f"`mc_algo` must be 'langevin' or 'hmc', got {mc_algo!r}.")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"`momentum` must be in [0, 1) (HMC damping), got {momentum}.")
+        self.mc_algo, self.momentum = mc_algo, float(momentum)
         self.num_steps, self.ode_steps, self.langevin_steps = int(num_steps), int(ode_steps), int(langevin_steps)
         self.sigma_max, self.sigma_min, self.ode_sigma_min = sigma_max, sigma_min, ode_sigma_min
         self.lr, self.tau, self.lr_min_ratio, self.rho = lr, tau, lr_min_ratio, rho
@@ -125,18 +142,21 @@ class DAPS(Solver):
             # by 1 − 2 lr s²/τ²: beyond lr s²/τ² = 1 it grows every step. The official settings sit
             # on that edge for normalised blurs (lr = τ² = 1e-4, ‖A‖ ≈ 1; reflect padding makes
             # ‖A‖ slightly above 1), where the growth is mild (|1 − 2r| ≤ 1.1 per step while the
-            # learning rate decays), so up to r = 1.05 DAPS warns and runs; beyond, it refuses.
+            # learning rate decays), so up to 1.05× the limit DAPS warns and runs; beyond, it
+            # refuses. Damped HMC is the heavy-ball recursion x' = x + m (x − x_prev) − lr c x on
+            # that direction (curvature c = 2 s²/τ²), stable while lr c < 2 (1 + m): limit 1 + m.
             s_max = spectral_norm(op, prior.dtype, problem.measurement.device)
             tau = self._tau(problem)
             ratio = self.lr * s_max**2 / tau**2
-            advice = (f"(lr={self.lr:g}, ‖A‖={s_max:.3g}, τ={tau:.3g}); use lr <= {tau ** 2 / s_max**2:.3g} "
+            limit, kind = (1.0, "Langevin") if self.mc_algo == "langevin" else (1.0 + self.momentum, "HMC")
+            advice = (f"(lr={self.lr:g}, ‖A‖={s_max:.3g}, τ={tau:.3g}); use lr <= {limit * tau ** 2 / s_max**2:.3g} "
                       f"or a larger tau.")
-            if ratio > 1.05:
-                raise UnsupportedProblemError(
-                    f"DAPS's Langevin step is unstable for this operator: lr·‖A‖²/τ² = {ratio:.2f} > 1 " + advice)
-            if ratio > 1 + 1e-3:
-                warnings.warn(f"DAPS's Langevin step is at the edge of stability: lr·‖A‖²/τ² = {ratio:.3f} "
-                              + advice, RuntimeWarning, stacklevel=2)
+            if ratio > 1.05 * limit:
+                raise UnsupportedProblemError(f"DAPS's {kind} step is unstable for this operator: lr·‖A‖²/τ² = "
+                                              f"{ratio:.2f} > {limit:g} " + advice)
+            if ratio > limit * (1 + 1e-3):
+                warnings.warn(f"DAPS's {kind} step is at the edge of stability: lr·‖A‖²/τ² = {ratio:.3f} "
+                              f"(limit {limit:g}) " + advice, RuntimeWarning, stacklevel=2)
 
     def _init(self, start: dict) -> DAPSState:
         zeros = self._zeros(start)
@@ -151,12 +171,19 @@ class DAPS(Solver):
         # 2. Langevin dynamics on p(x0 | x_t, y) ∝ p(y | x0) N(x0; x̂0, σ_i² I)
         tau2 = self._tau(state.problem) ** 2
         lr = self.lr * (1 + i / (self.num_steps + 1) * (self.lr_min_ratio - 1))
-        noise = self._langevin_noise(state, i)
+        hmc = self.mc_algo == "hmc"
+        noise = self._langevin_noise(state, i, extra=int(hmc))
         x0 = x0_hat
+        if hmc:  # the official MCMCSampler.mc_prepare: a fresh velocity at every level
+            h, m, velocity = lr**0.5, self.momentum, noise[:, -1]
         for j in range(self.langevin_steps):
             grad = self._data_gradient(state, x0)
             score = -grad / tau2 + self._prior_score(state, x0, x0_hat, sigma)
-            x0 = x0.detach() + lr * score + (2 * lr) ** 0.5 * noise[:, j]
+            if hmc:
+                velocity = m * velocity + h * score + (2 * (1 - m)) ** 0.5 * noise[:, j]
+                x0 = x0.detach() + h * velocity
+            else:
+                x0 = x0.detach() + lr * score + (2 * lr) ** 0.5 * noise[:, j]
         with torch.no_grad():
             data_fit = squared_residual(state.problem.operator, x0, state.measurement)
         # 3. forward diffusion to the next level
@@ -183,9 +210,10 @@ class DAPS(Solver):
             (grad,) = torch.autograd.grad(loss.sum(), x0)
         return grad
 
-    def _langevin_noise(self, state: State, i: int) -> Tensor:
-        """All Langevin noise of level ``i`` in one draw per sample: ``(B, L, *x_shape)``."""
+    def _langevin_noise(self, state: State, i: int, extra: int = 0) -> Tensor:
+        """All MCMC noise of level ``i`` in one draw per sample: ``(B, L + extra, *x_shape)``
+        (HMC's initial velocity is the extra last one)."""
         from .. import _rng
 
-        return _rng.randn(state.seeds, i, (self.langevin_steps, *state.x.shape[1:]), stream=1,
+        return _rng.randn(state.seeds, i, (self.langevin_steps + extra, *state.x.shape[1:]), stream=1,
                           dtype=state.x.dtype, device=state.x.device)
