@@ -65,6 +65,20 @@ def test_prior_and_measurement_in_different_precisions_refused_at_init(solver):
         get_solver(solver).init(problem, small_gmm(), num_samples=1, generator=0)
 
 
+def test_precision_mismatch_with_a_declared_dtype_prior_names_the_fix_that_works():
+    """A parameter-free network's declared dtype does not follow prior.to(dtype): the error
+    must not advise it."""
+    from invprob.priors import EDMPrior
+
+    prior = EDMPrior(lambda x, sigma: x / (1 + sigma.view(-1, 1, 1, 1) ** 2), x_shape=(1, 2, 2),
+                     dtype=torch.float32)
+    problem = Problem(MatrixOperator(torch.randn(3, 4, dtype=torch.float64), (1, 2, 2)),
+                      torch.zeros(1, 3, dtype=torch.float64), noise.Gaussian(0.1))
+    with pytest.raises(UnsupportedProblemError, match=r"to torch.float32 with .to\(dtype\) \(this prior's dtype is "
+                                                      r"declared: prior.to\(dtype\) does not change it\)"):
+        get_solver("dps").init(problem, prior, num_samples=1, generator=0)
+
+
 def test_wrong_types():
     with pytest.raises(TypeError, match="`operator`"):
         Problem(lambda x: x, torch.zeros(1, 3), noise.Gaussian(0.1))

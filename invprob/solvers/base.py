@@ -181,9 +181,15 @@ class Solver:
         y = problem.measurement
         y_dtype = (y.real if y.is_complex() else y).dtype
         if y_dtype != prior.dtype:
+            # A declared dtype (a parameter-free network's, or the float32 interface of a network
+            # run in fp16 / bf16) does not follow prior.to(dtype): only the problem can move.
+            fix = (f"bring the operator and the measurement to {prior.dtype} with .to(dtype) (this prior's "
+                   f"dtype is declared: prior.to(dtype) does not change it)"
+                   if getattr(prior, "_declared_dtype", None) is not None else
+                   "bring both to one precision (the prior with prior.to(dtype), or the operator and the "
+                   "measurement with .to(dtype))")
             raise UnsupportedProblemError(f"the measurement is {y_dtype} (its real part, if complex) but the prior "
-                                          f"computes in {prior.dtype}; bring both to one precision (the prior with "
-                                          f"prior.to(dtype), or the operator and the measurement with .to(dtype)).")
+                                          f"computes in {prior.dtype}; {fix}.")
         needs = {
             "differentiable": (op.differentiable and not op.black_box,
                                f"{name} differentiates through the operator, but {type(op).__name__} is "
