@@ -67,8 +67,8 @@ from invprob.solvers import DAPS
 
 def aligned_rmse(samples: torch.Tensor, truth: torch.Tensor, images=trivial_images) -> torch.Tensor:
     """Per-sample RMSE to ``truth`` minimised over the trivial images of each sample: ``(N,)``.
-    ``images(x) -> (4, N, ...)``: the operator's ``trivial_images`` (default: DPS's convention,
-    {x, −x, rot180(x), −rot180(x)})."""
+    ``images(x) -> (K, N, ...)``, identity first: the operator's ``trivial_images`` (default: DPS's
+    convention, {x, −x, rot180(x), −rot180(x)} per channel, K = 4^C)."""
     err = (images(samples) - truth).flatten(2).pow(2).mean(-1).sqrt()
     return err.min(0).values
 

@@ -179,6 +179,18 @@ def test_phase_retrieval_matches_numpy_fft():
         for image in images:
             assert torch.allclose(operator(image), operator(t), atol=1e-10)
     assert not torch.allclose(daps(-t), daps(t))  # −x is not an ambiguity of x/2 + 1/2
+    # Two channels are measured separately: 4² images, each channel with its own choice
+    t2 = torch.randn(2, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for unit_range in (False, True):
+        op2 = PhaseRetrieval((2, 8, 8), oversampling=2.0, unit_range=unit_range).to(torch.float64)
+        images = op2.trivial_images(t2)
+        assert images.shape == (16, *t2.shape) and torch.equal(images[0], t2)
+        assert len({tuple(im.flatten().tolist()) for im in images}) == 16  # all distinct
+        for image in images:
+            assert torch.allclose(op2(image), op2(t2), atol=1e-10)
+        mixed = t2.clone()
+        mixed[:, 1] = -t2[:, 1] - 2 if unit_range else -t2[:, 1]  # flip channel 1 only
+        assert any(torch.equal(im, mixed) for im in images)
     with pytest.raises(ValueError, match="unit_range"):
         PhaseRetrieval((1, 8, 8), unit_range="yes")
     cd = CodedDiffraction((1, 16, 16), num_patterns=2).to(torch.float64)

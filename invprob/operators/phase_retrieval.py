@@ -15,15 +15,22 @@ __all__ = ["PhaseRetrieval", "CodedDiffraction", "trivial_images"]
 
 
 def trivial_images(x: Tensor, unit_range: bool = False) -> Tensor:
-    """The images ``|F(pad(·))|`` cannot tell from ``x``: ``(4, *x.shape)`` — ``x``, its sign
-    flip, its 180° rotation and the rotation's sign flip (the circular shift the rotation
-    implies on the padded grid leaves the magnitude unchanged). The flip is of the measured
-    image: ``−x`` in the DPS convention, ``−x − 2`` (``x/2 + 1/2 ↦ −x/2 − 1/2``) with
-    ``unit_range``. For ``C > 1`` channels every channel has its own choice; this returns the
-    four that apply one choice to all channels."""
+    """The images ``|F(pad(·))|`` cannot tell from ``x (..., C, H, W)``: ``(4^C, *x.shape)``.
+
+    Each channel is measured on its own, so each has four: itself, its sign flip, its 180°
+    rotation and the rotation's sign flip (the circular shift the rotation implies on the padded
+    grid leaves the magnitude unchanged); the result holds every combination, ``x`` first (for
+    ``C = 1``: x, flip, rotation, flipped rotation). The flip is of the measured image: ``−x`` in
+    the DPS convention, ``−x − 2`` (``x/2 + 1/2 ↦ −x/2 − 1/2``) with ``unit_range``."""
     flip = (lambda v: -v - 2) if unit_range else (lambda v: -v)
     rotated = x.flip(-2, -1)
-    return torch.stack([x, flip(x), rotated, flip(rotated)])
+    choices = torch.stack([x, flip(x), rotated, flip(rotated)])  # (4, ..., C, H, W)
+    C = x.shape[-3]
+    channels = torch.arange(C, device=x.device)
+    combos = torch.cartesian_prod(*[torch.arange(4, device=x.device)] * C).reshape(-1, C)  # (4^C, C), x first
+    # image k, channel c: choices[combos[k, c], ..., c, :, :]
+    picked = choices.movedim(-3, 0)[channels, combos]  # (4^C, C, ..., H, W)
+    return picked.movedim(1, -3)
 
 
 class PhaseRetrieval(Operator):
@@ -71,7 +78,7 @@ class PhaseRetrieval(Operator):
         return fft2c(padded).abs()
 
     def trivial_images(self, x: Tensor) -> Tensor:
-        """``(4, *x.shape)``: the images this operator maps to the same ``y`` as ``x``
+        """``(4^C, *x.shape)``: the images this operator maps to the same ``y`` as ``x``
         (:func:`trivial_images` in this operator's convention)."""
         return trivial_images(x, self.unit_range)
 
