@@ -82,7 +82,7 @@ class DAPS(Solver):
         sigma_max, sigma_min: annealing range (100, 0.1; same file).
         ode_steps: Euler steps per ODE solve (5; ``diffusion_scheduler_config``).
         ode_sigma_min: where each ODE solve stops (0.01; same).
-        langevin_steps: Langevin steps per level (100; ``configs/task/*.yaml``, pixel).
+        langevin_steps: MCMC steps per level, Langevin or HMC (100; ``configs/task/*.yaml``, pixel).
         lr: Langevin step size (1e-4 for SR, Gaussian blur, random inpainting; 5e-5 for box
             inpainting, motion blur, phase retrieval — presets ``daps-*``).
         tau: τ of the data term (0.01 in every task config); ``None`` ⇒ ``√2 σ_y`` from a
