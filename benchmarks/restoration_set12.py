@@ -46,22 +46,24 @@ SIGMA_Y = 0.05
 
 
 def tasks(n: int) -> dict:
-    """task -> (operator, per-task presets of the solvers that have them: DPS's ζ, DAPS's lr)."""
+    """task -> (operator, per-task presets of the solvers that have them: DPS's ζ, DAPS's lr, DAPS-HMC's config)."""
     shape = (1, n, n)
     return {
         "deblur (Gaussian)": (GaussianBlur(kernel_size=25, std=2.0, padding="reflect", x_shape=shape),
-                              {"dps": "dps-deblur", "daps": "daps"}),
+                              {"dps": "dps-deblur", "daps": "daps", "daps-hmc": "daps-hmc-deblur"}),
         "4x SR (bicubic)": (SuperResolution(factor=4, x_shape=shape, kind="bicubic"),
-                            {"dps": "dps-super-resolution", "daps": "daps"}),
+                            {"dps": "dps-super-resolution", "daps": "daps", "daps-hmc": "daps-hmc-super-resolution"}),
         "inpainting 70% random": (Inpainting(shape, kind="random", missing=0.7, seed=0),
-                                  {"dps": "dps-inpainting", "daps": "daps"}),
+                                  {"dps": "dps-inpainting", "daps": "daps", "daps-hmc": "daps-hmc-inpainting-random"}),
         "inpainting box": (Inpainting(shape, kind="box", box_size=(n // 2, n // 2)),
-                           {"dps": "dps-inpainting", "daps": "daps-inpainting-box"}),
+                           {"dps": "dps-inpainting", "daps": "daps-inpainting-box",
+                            "daps-hmc": "daps-hmc-inpainting-box"}),
     }
 
 
 # (row label, preset, overrides); a preset "@family" is the task's own preset of that family
-# (DPS: the per-task ζ of its official configs; DAPS: the per-task Langevin lr).
+# (DPS: the per-task ζ of its official configs; DAPS: the per-task Langevin lr; DAPS-HMC: the
+# per-task `pixel_hmc` config).
 SOLVERS = [
     ("DPS (250 steps)", "@dps", {"num_steps": 250}),
     ("MCG (250 steps)", "mcg", {"num_steps": 250}),
@@ -72,6 +74,8 @@ SOLVERS = [
     ("MCG (paper: 1000 steps)", "mcg", {}),
     ("RED-Diff (1000 steps)", "reddiff-1000", {}),
     ("DAPS-1K (paper)", "@daps", {}),
+    # The official code's damped HMC in place of Langevin, its per-task `pixel_hmc` configs.
+    ("DAPS-1K, official HMC", "@daps-hmc", {}),
     # EnKG, a GPU row (benchmarks/gpu/restoration_set12.sh): γ = 2 and 2 updates per step as the
     # official FFHQ runs (devzhk/enkg-pytorch scripts/ffhq.sh: guidance_scale=2.0, num_samples=1024,
     # num_updates=2), with half their ensemble and 20 outer steps instead of 80 (126 network calls
