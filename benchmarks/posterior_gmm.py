@@ -40,6 +40,10 @@ SOLVERS = {
     # DAPS-1K with the official configs' other Langevin step (5e-5: box inpainting, motion blur,
     # phase retrieval), the one that is stable for ‖A‖ up to √2 at τ = 0.01.
     "daps (lr 5e-5)": ("daps", {"lr": 5e-5}),
+    # DAPS with the official code's damped HMC, two of its per-task `pixel_hmc` configs: random
+    # inpainting (11 steps, momentum 0.8) and phase retrieval (62 steps, momentum 0.73).
+    "daps-hmc-inpainting-random": ("daps-hmc-inpainting-random", {}),
+    "daps-hmc-phase-retrieval": ("daps-hmc-phase-retrieval", {}),
     "enkg": ("enkg", {}),
     "enkg-gmm-tuned": ("enkg-gmm-tuned", {}),
     # Not a paper solver: tempered SMC with diffusion-prior Langevin moves, its step chosen on the

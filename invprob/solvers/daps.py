@@ -58,7 +58,9 @@ class DAPS(Solver):
     1.47 on inpainting at the paper settings (lr 1e-4), which are refused on the Gaussian matrix
     (lr·‖A‖²/τ² = 1.81 > 1: unstable); with the official configs' other step, lr 5e-5: 1.49 on
     inpainting and 1.64 on the Gaussian matrix (90 % coverage 0.63 / 0.87); ``daps-sigma-y``
-    2.09 / 1.78 (coverage 0.96 / 0.92). Prior: 22.8 / 12.8.
+    2.09 / 1.78 (coverage 0.96 / 0.92). Prior: 22.8 / 12.8. With the official HMC
+    (``mc_algo="hmc"``): ``daps-hmc-inpainting-random`` 1.51 / 1.62 (coverage 0.89 / 0.87),
+    ``daps-hmc-phase-retrieval`` 1.55 / 1.67 (0.76 / 0.87).
 
     Phase retrieval (GMM prior, seed 7, σ_y = 0.05, ``benchmarks/phase_retrieval_gmm.py
     --oversampling 4 --census 50 --reference 4000``): an exact-density reference sampler puts
