@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -24,13 +25,9 @@ def trivial_images(x: Tensor, unit_range: bool = False) -> Tensor:
     the DPS convention, ``−x − 2`` (``x/2 + 1/2 ↦ −x/2 − 1/2``) with ``unit_range``."""
     flip = (lambda v: -v - 2) if unit_range else (lambda v: -v)
     rotated = x.flip(-2, -1)
-    choices = torch.stack([x, flip(x), rotated, flip(rotated)])  # (4, ..., C, H, W)
-    C = x.shape[-3]
-    channels = torch.arange(C, device=x.device)
-    combos = torch.cartesian_prod(*[torch.arange(4, device=x.device)] * C).reshape(-1, C)  # (4^C, C), x first
-    # image k, channel c: choices[combos[k, c], ..., c, :, :]
-    picked = choices.movedim(-3, 0)[channels, combos]  # (4^C, C, ..., H, W)
-    return picked.movedim(1, -3)
+    per_channel = torch.stack([x, flip(x), rotated, flip(rotated)]).unbind(-3)  # C × (4, ..., H, W)
+    return torch.stack([torch.stack([per_channel[c][k] for c, k in enumerate(choice)], -3)
+                        for choice in itertools.product(range(4), repeat=x.shape[-3])])
 
 
 class PhaseRetrieval(Operator):

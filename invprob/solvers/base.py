@@ -185,7 +185,7 @@ class Solver:
             # run in fp16 / bf16) does not follow prior.to(dtype): only the problem can move.
             fix = (f"bring the operator and the measurement to {prior.dtype} with .to(dtype) (this prior's "
                    f"dtype is declared: prior.to(dtype) does not change it)"
-                   if getattr(prior, "_declared_dtype", None) is not None else
+                   if prior._declared_dtype is not None else
                    "bring both to one precision (the prior with prior.to(dtype), or the operator and the "
                    "measurement with .to(dtype))")
             raise UnsupportedProblemError(f"the measurement is {y_dtype} (its real part, if complex) but the prior "
