@@ -29,7 +29,7 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 benchmark: setup
-	$(PY) benchmarks/posterior_gmm.py --seed 7 --json benchmarks/results/posterior_gmm_seed7.json
+	$(PY) benchmarks/posterior_gmm.py --seed 7 --matched --json benchmarks/results/posterior_gmm_seed7.json
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache
+	rm -rf $(VENV) .pytest_cache

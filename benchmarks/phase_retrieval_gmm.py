@@ -1,286 +1,116 @@
-"""DAPS on Fourier phase retrieval with the GMM test-bed prior (nonlinear: no exact posterior).
+"""Mode recovery on Fourier phase retrieval with the GMM test-bed prior.
 
-Metric, and why: |F(pad(x))| cannot tell x from −x, from its 180° rotation, or from −rotation
-(the trivial ambiguities of zero-padded real images), so each sample is aligned to the truth
-over these four before its RMSE is taken ("aligned RMSE"), compared with the prior's own
-samples. There is no exact posterior here, so we also report the relative measurement
-residual ‖|F x̂| − y‖/‖y‖ beside the truth's own (a sampler should fit the data to the noise
-level, not better). At σ_y = 0.05 the noise is 12 % of ‖y‖ on this 8×8 problem, so the
-posterior is broad; ``--sigma-y 0.01`` shows whether the mode is found when data are good.
+What it measures: whether a solver puts its samples in the posterior's modes in the right
+proportions, on ``y = |F(pad(x))| + σ_y n`` with the exact Gaussian-mixture prior of the test
+bed (:func:`invprob.evaluation.phase_retrieval_problem`: seed 7, 1×8×8 images, σ_y = 0.05,
+100 samples per solver). The posterior has no closed form but its unnormalised density
+``log p(x) + log p(y | x)`` is exact, and it is multimodal: ``|F(pad(x))|`` cannot tell ``x``
+from ``−x``, its 180° rotation or ``−``rotation (the trivial ambiguities; ``--unit-range``: DAPS's
+convention ``|F(pad(x/2 + 1/2))|``, whose sign flip is ``−x − 2``), and it has non-trivial
+ambiguities too, so the truth need not sit in the heaviest mode.
 
-The prior's density is exact, so the unnormalised log posterior ``log p(x) + log p(y | x)`` of
-every sample can be compared with the truth's: samples far from the truth (aligned) whose log
-posterior is as high as the truth's sit in other, genuine posterior modes (|F x| has
-non-trivial ambiguities too), while samples with a much lower value are sampler error.
+How, per solver row (``rows`` of the JSON):
 
-Mode recovery (``--census N``), the metric the solver issue asks for: the posterior's modes up
-to the trivial ambiguities are found by a census — gradient ascent on the exact log posterior
-from N prior samples, the truth and every solver sample, plus the trivial images of each maximum
-— and weighted by their Laplace masses (exact Hessians; exact for Gaussian modes, tested on a
-known mixture). Each solver sample is assigned to the orbit whose basin it lies in (ascent from
-the sample). Weights: ``--reference N`` runs an exact-density reference sampler twice (tempered
-SMC with MALA moves on the exact posterior, N particles each; ``reference_sampler``) and weights
-each orbit by the frequency of its samples; without it, Laplace masses weight the orbits.
-Reported: ``mode_tv_reference`` (``mode_tv`` for the Laplace weights), the total-variation
-distance between the solver's orbit frequencies and the weights (0: modes found in the right
-proportions, 1: disjoint), the frequency of the heaviest orbit and of the truth's,
-``mode_tv_floor_reference`` (``mode_tv_floor``: the mean distance of an exact sampler with as
-many samples, multinomial draws from the weights), the reference's run-to-run distance, and
-``truth_orbit_in_best_of_4`` (the papers' best-of-4-runs protocol in mode terms). Why this metric:
-with non-trivial ambiguities the truth need not be the posterior's main mode, so distance to the
-truth alone cannot say whether a sampler found the posterior; mode weights can. Limits: the census
-only knows the modes its starts reach, and Laplace masses are wrong for non-Gaussian modes — at
-oversampling 4 they give the top three orbits 96/2/2 % where the reference gives 55/24/21 %
-(importance sampling around the Laplace Gaussians keeps an effective sample size of 70 in
-20 000), so the Laplace fields are kept for comparison only.
+* ``aligned_rmse_median``, ``fraction_within_0.1``: RMSE to the truth after alignment over the
+  trivial ambiguities (:func:`invprob.evaluation.aligned_rmse`); ``residual_median``: the
+  relative measurement residual ``‖|F x̂| − y‖ / ‖y‖`` beside the truth's own
+  (``truth_residual``); ``log_posterior_median`` and ``fraction_log_posterior_above_truth``:
+  the exact unnormalised log posterior of the samples against the truth's;
+* ``--census N``: the posterior's orbits (modes up to the trivial ambiguities) by gradient
+  ascent on the exact log posterior from N prior samples, the truth, the reference samples and
+  every solver sample, with Laplace masses (:func:`invprob.evaluation.mode_census`); each sample
+  is assigned to the orbit whose basin it lies in (:func:`invprob.evaluation.assign_reached`).
+  Reported: ``orbit_frequencies``, ``top_orbit_frequency``, ``truth_orbit_frequency``,
+  ``truth_orbit_in_best_of_4`` (how often one of 4 samples is in the truth's orbit: the papers'
+  best-of-4-runs protocol in mode terms), ``unassigned``, and ``mode_tv``: the total-variation
+  distance between the orbit frequencies and the Laplace weights;
+* ``--reference N``: two runs of the exact-density reference sampler with N particles each
+  (:func:`invprob.evaluation.reference_sampler`: tempered SMC with MALA moves), 1000 of each
+  run's particles assigned to the census orbits; their mean frequencies are the reference
+  weights. Reported: ``mode_tv_reference`` per row (the score to read: TV to the reference
+  weights), the reference's run-to-run distance ``reference_tv_between_runs``, and the floor
+  ``mode_tv_floor_reference`` (:func:`invprob.evaluation.mode_tv_floor`: the mean distance of an
+  exact sampler with as many samples). Laplace masses are wrong for non-Gaussian modes, so the
+  ``weights`` / ``mode_tv`` / ``mode_tv_floor`` fields are kept for comparison only;
+* ``--exact-conditional``: beside each DAPS preset, :class:`invprob.evaluation.ExactConditionalDAPS`
+  (DAPS with the mixture's exact ``p(x0 | x_t)``); ``--reference-power P``: the reference samples
+  ``p(x) p(y | x)^P`` instead (P = 2 σ_y² / τ² is the target DAPS's data term implies).
 
-Usage: python benchmarks/phase_retrieval_gmm.py [--seed 7] [--num-samples 100] [--json out.json]
-       [--census 100] [--reference 4000] [--oversampling 2.0] [--num-steps N] [--presets ...]
-Recorded (seed 7): --oversampling {2,4} --census {100,50} --reference 4000, with the default
-presets and with --presets tempered-smc (results/phase_retrieval_gmm_seed7_os{2,4}_reference*.json).
-At oversampling 4: DAPS-1K mode TV 0.85, tempered-smc 0.03, floor 0.05. At oversampling 8
-(--census 50 --reference 4000 --presets daps-phase-retrieval tempered-smc →
-results/phase_retrieval_gmm_seed7_os8_reference_smc.json): DAPS-1K 0.87, tempered-smc 0.11, floor 0.07.
-DAPS's own task convention, --unit-range (|F(pad(x/2 + 1/2))|), oversampling 2 / 4 →
-results/phase_retrieval_gmm_seed7_os{2,4}_unit_range_reference_smc.json: DAPS-1K 0.50 / 0.66,
-tempered-smc 0.29 / 0.50, floor 0.29 / 0.39.
-The official code's damped HMC, --presets daps-phase-retrieval daps-hmc-phase-retrieval, with
---unit-range --oversampling 2 / --oversampling 4 → results/phase_retrieval_gmm_seed7_os2_unit_range_reference_hmc.json
-/ …_os4_reference_hmc.json: HMC 0.57 / 0.90 beside DAPS-1K's 0.50 / 0.85 in the same runs.
+Commands of the committed results (``benchmarks/results/``; CPU), each followed by
+``--json benchmarks/results/<file>``; seed 7, 100 samples, σ_y = 0.05 and oversampling 2 are the
+defaults, and the default presets are ``daps-phase-retrieval daps-sigma-y dps-phase-retrieval``.
+Files without an ``oversampling`` field hold fewer fields than the script writes now:
+
+* ``phase_retrieval_gmm_seed7.json``: ``python benchmarks/phase_retrieval_gmm.py``
+* ``phase_retrieval_gmm_seed7_sigma0.01.json``: ``… --sigma-y 0.01 --presets daps-phase-retrieval dps-phase-retrieval``
+* ``phase_retrieval_gmm_seed7_census.json``: ``… --census 100 --presets daps-phase-retrieval dps-phase-retrieval``
+* ``phase_retrieval_gmm_seed7_os4_census.json``:
+  ``… --oversampling 4 --census 50 --presets daps-phase-retrieval dps-phase-retrieval``
+* ``phase_retrieval_gmm_seed7_os4_census_daps400.json``:
+  ``… --oversampling 4 --census 50 --presets daps-phase-retrieval --num-steps 400``
+* ``phase_retrieval_gmm_seed7_os2_reference.json``: ``… --census 100 --reference 4000``
+* ``phase_retrieval_gmm_seed7_os2_reference_smc.json``: ``… --census 100 --reference 4000 --presets tempered-smc``
+* ``phase_retrieval_gmm_seed7_os4_reference.json``: ``… --oversampling 4 --census 50 --reference 4000``
+* ``phase_retrieval_gmm_seed7_os4_reference_smc.json``:
+  ``… --oversampling 4 --census 50 --reference 4000 --presets tempered-smc``
+* ``phase_retrieval_gmm_seed7_os4_reference_orbits.json`` and ``phase_retrieval_gmm_seed7_os4_orbits.png``:
+  ``… --oversampling 4 --census 50 --reference 4000 --presets daps-phase-retrieval tempered-smc
+  --plot benchmarks/results/phase_retrieval_gmm_seed7_os4_orbits.png``
+* ``phase_retrieval_gmm_seed7_os4_reference_daps400.json``:
+  ``… --oversampling 4 --census 50 --reference 4000 --presets daps-phase-retrieval --num-steps 400``
+* ``phase_retrieval_gmm_seed7_os4_reference_exact_conditional.json``:
+  ``… --oversampling 4 --census 50 --reference 4000 --presets daps-phase-retrieval daps-sigma-y --exact-conditional``
+* ``phase_retrieval_gmm_seed7_os4_reference_power50.json``:
+  ``… --oversampling 4 --census 50 --reference 4000 --presets daps-phase-retrieval --reference-power 50``
+* ``phase_retrieval_gmm_seed7_os4_reference_hmc.json``:
+  ``… --oversampling 4 --census 50 --reference 4000 --presets daps-phase-retrieval daps-hmc-phase-retrieval``
+* ``phase_retrieval_gmm_seed7_os8_reference_smc.json``:
+  ``… --oversampling 8 --census 50 --reference 4000 --presets daps-phase-retrieval tempered-smc``
+* ``phase_retrieval_gmm_seed7_os2_unit_range_reference_smc.json`` / ``…_os4_unit_range_reference_smc.json``:
+  ``… --unit-range [--oversampling 4] --census 50 --reference 4000 --presets daps-phase-retrieval tempered-smc``
+* ``phase_retrieval_gmm_seed7_os2_unit_range_reference_hmc.json``:
+  ``… --unit-range --census 50 --reference 4000 --presets daps-phase-retrieval daps-hmc-phase-retrieval``
+* ``phase_retrieval_gmm_seed7_os2_unit_range_reference_daps400.json``:
+  ``… --unit-range --census 50 --reference 4000 --presets daps-phase-retrieval --num-steps 400``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
+from typing import Callable, Sequence
 
 import torch
+from torch import Tensor
 
-from invprob import Problem, noise, testbed
-from invprob.operators import PhaseRetrieval
+from invprob.evaluation import (SIGMA_Y, ExactConditionalDAPS, aligned_rmse, assign_reached, assign_to_modes,
+                                mode_census, mode_tv, mode_tv_floor, orbit_frequencies, phase_retrieval_problem,
+                                reference_sampler)
 from invprob.operators.phase_retrieval import trivial_images
 from invprob.registry import get_solver
 from invprob.solvers import DAPS
 
-
-def aligned_rmse(samples: torch.Tensor, truth: torch.Tensor, images=trivial_images) -> torch.Tensor:
-    """Per-sample RMSE to ``truth`` minimised over the trivial images of each sample: ``(N,)``.
-    ``images(x) -> (K, N, ...)``, identity first: the operator's ``trivial_images`` (default: DPS's
-    convention, {x, −x, rot180(x), −rot180(x)} per channel, K = 4^C)."""
-    err = (images(samples) - truth).flatten(2).pow(2).mean(-1).sqrt()
-    return err.min(0).values
-
-
-def ascend(log_post, x: torch.Tensor, steps: int = 3000, lr: float = 0.02) -> torch.Tensor:
-    """Local maxima of ``log_post`` reached from each row of ``x`` (Adam, cosine-decayed step)."""
-    x = x.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(steps):
-        opt.zero_grad()
-        (-log_post(x).sum()).backward()
-        opt.step()
-        schedule.step()
-    return x.detach()
-
-
-def laplace_log_mass(log_post, modes: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """Laplace estimate of the posterior mass of each mode: ``log p̃(m) + d/2 log 2π − ½ log det(−H)``
-    with ``H`` the exact Hessian of the log posterior at ``m`` (``torch.func``, vectorised over
-    modes); NaN where ``−H`` is not positive definite (a saddle, or an unconverged ascent)."""
-    from torch.func import hessian, vmap
-
-    shape, d = modes.shape[1:], modes[0].numel()
-    hess_fn = vmap(hessian(lambda v: log_post(v.reshape(1, *shape))[0]))
-    out = []
-    for part in modes.flatten(1).split(chunk):
-        hess = hess_fn(part)
-        eig = torch.linalg.eigvalsh(-(hess + hess.transpose(1, 2)) / 2)
-        with torch.no_grad():
-            lm = log_post(part.reshape(-1, *shape)) + 0.5 * d * math.log(2 * math.pi) - 0.5 * eig.clamp_min(1e-300).log().sum(1)
-        out.append(torch.where(eig.min(1).values > 0, lm, torch.full_like(lm, float("nan"))))
-    return torch.cat(out)
-
-
-def _distinct(x: torch.Tensor, tol: float) -> list[int]:
-    """Indices of the rows of ``x`` with no earlier kept row within RMSE ``tol``."""
-    keep = []
-    for i in range(len(x)):
-        if not keep or (x[keep] - x[i]).flatten(1).pow(2).mean(1).sqrt().min() >= tol:
-            keep.append(i)
-    return keep
-
-
-def mode_census(log_post, starts: torch.Tensor, tol: float = 0.05, images=trivial_images) -> dict:
-    """The posterior's modes up to the trivial ambiguities, with Laplace masses.
-
-    Every start is ascended to its local maximum; each maximum's four trivial images are
-    ascended too (the prior is not symmetric, so they are separate modes of different mass).
-    Maxima closer than ``tol`` (RMSE) are merged; orbits are groups of maxima within ``tol``
-    after alignment. Returns the orbit representatives ``(J, ...)``, their log masses
-    (log-sum-exp over the orbit's distinct maxima) and normalised weights, best first, and
-    ``reached``: the maximum each start ascended to (for :func:`assign_reached`)."""
-    reached = ascend(log_post, starts)
-    found = reached[_distinct(reached, tol)]
-    maxima = torch.cat([found, ascend(log_post, images(found)[1:].flatten(0, 1))])
-    log_mass = laplace_log_mass(log_post, maxima)
-    keep = ~log_mass.isnan()
-    maxima, log_mass = maxima[keep], log_mass[keep]
-    order = log_mass.argsort(descending=True)
-    maxima, log_mass = maxima[order], log_mass[order]
-    keep = _distinct(maxima, tol)  # heaviest first, so each duplicate keeps the best estimate
-    distinct, distinct_mass = maxima[keep], log_mass[keep]
-    reps, members = [], []  # group into orbits (aligned RMSE)
-    for m, lm in zip(distinct, distinct_mass):
-        j = next((j for j, r in enumerate(reps) if aligned_rmse(m[None], r, images)[0] < tol), None)
-        if j is None:
-            reps.append(m)
-            members.append([lm])
-        else:
-            members[j].append(lm)
-    orbit_mass = torch.stack([torch.logsumexp(torch.stack(ms), 0) for ms in members])
-    order = orbit_mass.argsort(descending=True)
-    reps = torch.stack(reps)[order]
-    orbit_mass = orbit_mass[order]
-    return {"modes": reps, "log_mass": orbit_mass, "weights": (orbit_mass - orbit_mass.logsumexp(0)).exp(),
-            "num_maxima": len(distinct), "reached": reached}
-
-
-def assign_to_modes(log_post, samples: torch.Tensor, modes: torch.Tensor, tol: float = 0.05,
-                    images=trivial_images) -> torch.Tensor:
-    """Index of the census orbit whose basin each sample lies in (ascent from the sample, then
-    aligned RMSE < ``tol`` to the orbit's representative); −1 where none matches."""
-    return assign_reached(ascend(log_post, samples), modes, tol, images)
-
-
-def assign_reached(reached: torch.Tensor, modes: torch.Tensor, tol: float = 0.05, images=trivial_images) -> torch.Tensor:
-    """:func:`assign_to_modes` for samples already ascended to their maxima ``reached``."""
-    dist = torch.stack([aligned_rmse(reached, m, images) for m in modes], 1)  # (N, J)
-    best = dist.min(1)
-    return torch.where(best.values < tol, best.indices, torch.full_like(best.indices, -1))
-
-
-def mode_tv_floor(weights: torch.Tensor, num_samples: int, draws: int = 2000, seed: int = 0) -> float:
-    """Mean ``mode_tv`` of an exact sampler with ``num_samples`` samples: the TV distance between
-    multinomial frequencies drawn from ``weights`` and ``weights`` themselves (finite-sample floor)."""
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.stack([torch.bincount(torch.multinomial(weights, num_samples, True, generator=g),
-                                         minlength=len(weights)) for _ in range(draws)])
-    return 0.5 * (counts.to(weights.dtype) / num_samples - weights).abs().sum(1).mean().item()
-
-
-def reference_sampler(log_prior, log_lik, init: torch.Tensor, generator: torch.Generator,
-                      mala_steps: int = 20, ess_fraction: float = 0.5, step: float = 1e-3,
-                      target_accept: float = 0.57) -> tuple[torch.Tensor, dict]:
-    """Exact-density reference: tempered SMC with MALA moves on ``p(x) p(y | x)^β``, β: 0 → 1.
-
-    The textbook sampler for multimodal posteriors whose density is known (Del Moral, Doucet &
-    Jasra 2006; adaptive tempering as in Jasra et al. 2011): particles start as prior samples
-    (``init``); each stage raises β as far as keeps the effective sample size of the incremental
-    weights ``p(y | x)^{Δβ}`` at ``ess_fraction · N`` (bisection), resamples (multinomial) and moves
-    every particle by ``mala_steps`` Metropolis-adjusted Langevin steps that leave the tempered
-    posterior invariant (step size adapted towards ``target_accept``, Roberts & Rosenthal 1998).
-    Mode weights come out of the importance weights, so they are right without moves between
-    modes, as long as each mode keeps particles. Returns the particles and run statistics."""
-    x, beta, stages, accepts = init.detach().clone(), 0.0, 0, []
-    N = len(x)
-
-    def tempered(v: torch.Tensor, b: float):
-        v = v.detach().requires_grad_(True)
-        value = log_prior(v) + b * log_lik(v)
-        (grad,) = torch.autograd.grad(value.sum(), v)
-        return value.detach(), grad
-
-    def ess(log_w: torch.Tensor) -> float:
-        return (2 * (log_w - log_w.logsumexp(0))).exp().sum().reciprocal().item()
-
-    while beta < 1:
-        with torch.no_grad():
-            ll = log_lik(x)
-        lo, hi = beta, 1.0
-        if ess((hi - beta) * ll) < ess_fraction * N:
-            for _ in range(60):
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if ess((mid - beta) * ll) >= ess_fraction * N else (lo, mid)
-            hi = lo
-        log_w = (hi - beta) * ll
-        x = x[torch.multinomial((log_w - log_w.logsumexp(0)).exp(), N, replacement=True, generator=generator)]
-        beta, stages = hi, stages + 1
-        value, grad = tempered(x, beta)
-        for _ in range(mala_steps):
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-            prop = x + step * grad + (2 * step) ** 0.5 * noise
-            value_p, grad_p = tempered(prop, beta)
-            log_q_fwd = -(prop - x - step * grad).flatten(1).pow(2).sum(1) / (4 * step)
-            log_q_bwd = -(x - prop - step * grad_p).flatten(1).pow(2).sum(1) / (4 * step)
-            accept = torch.rand(N, generator=generator, dtype=x.dtype).log() < value_p - value + log_q_bwd - log_q_fwd
-            rate = accept.double().mean().item()
-            accepts.append(rate)
-            keep = accept.view(-1, *[1] * (x.dim() - 1))
-            x, value, grad = torch.where(keep, prop, x), torch.where(accept, value_p, value), torch.where(keep, grad_p, grad)
-            step *= math.exp(0.5 * (rate - target_accept))
-    return x, {"stages": stages, "mala_steps": mala_steps, "final_step": step,
-               "mean_acceptance": sum(accepts) / max(len(accepts), 1)}
-
-
-def setup(seed: int, oversampling: float, sigma_y: float, unit_range: bool = False):
-    """The test problem: ``(prior, problem, truth, log_post, generator)``, where ``log_post(x)`` is
-    the unnormalised exact log posterior ``(N,)`` (differentiable: the census ascends it) and the
-    generator, which drew the truth and the noise, goes on to draw the prior's samples."""
-    from invprob.priors import GaussianMixture
-
-    prior = testbed.gmm_prior(seed)
-    op = PhaseRetrieval(testbed.X_SHAPE, oversampling=oversampling, unit_range=unit_range).to(torch.float64)
-    g = torch.Generator().manual_seed(seed + 3)
-    truth = prior.sample(1, g)
-    problem = Problem.simulate(op, truth, noise.Gaussian(sigma_y), generator=g)
-    y = problem.measurement
-    density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
-
-    def log_likelihood(x):
-        return problem.noise.log_likelihood(y.expand(len(x), *y.shape[1:]), op(x))
-
-    def log_post(x):
-        return density.log_prob(x) + log_likelihood(x)
-
-    log_post.log_prior, log_post.log_likelihood = density.log_prob, log_likelihood  # for the reference sampler
-    return prior, problem, truth, log_post, g
-
-
-class ExactConditionalDAPS(DAPS):
-    """Diagnostic, Gaussian-mixture prior only: DAPS whose Langevin step uses the exact
-    conditional ``p(x0 | x_t) ∝ p(x0) N(x_t; x0, σ_t² I)`` (score ``∇ log p(x0) + (x_t − x0)/σ_t²``,
-    the prior's exact density differentiated by autograd) in place of DAPS's Gaussian
-    ``N(x̂0, σ_t² I)``; everything else is the given DAPS's. It isolates that approximation."""
-
-    @classmethod
-    def from_daps(cls, daps: DAPS, log_prior) -> "ExactConditionalDAPS":
-        solver = cls.__new__(cls)
-        solver.__dict__.update(daps.__dict__)
-        solver.log_prior = log_prior
-        return solver
-
-    def _prior_score(self, state, x0, x0_hat, sigma):
-        x0 = x0.detach().requires_grad_(True)
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(self.log_prior(x0).sum(), x0)
-        return grad + (state.x - x0.detach()) / sigma**2
+DEFAULT_PRESETS = ["daps-phase-retrieval", "daps-sigma-y", "dps-phase-retrieval"]
 
 
 def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None = None,
-        sigma_y: float = testbed.SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0,
+        sigma_y: float = SIGMA_Y, oversampling: float = 2.0, census_starts: int = 0,
         reference_particles: int = 0, reference_subsample: int = 1000, exact_conditional: bool = False,
         reference_power: float = 1.0, unit_range: bool = False) -> dict:
-    prior, problem, truth, log_post, g = setup(seed, oversampling, sigma_y, unit_range)
+    """The benchmark's report (the JSON's content) for one problem and a list of solver presets;
+    the arguments are the command-line options of :func:`main`."""
+    test = phase_retrieval_problem(seed, oversampling, sigma_y, unit_range)
+    prior, problem, truth, g = test.prior, test.problem, test.truth, test.generator
+    log_post = test.log_posterior
     op, y = problem.operator, problem.measurement
     images = op.trivial_images
 
-    def residual(x):
+    def residual(x: Tensor) -> Tensor:
         return ((op(x) - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1))
 
-    report = {"sigma_y": sigma_y, "oversampling": oversampling, "unit_range": unit_range, "y_shape": list(op.y_shape), "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
+    report = {"sigma_y": sigma_y, "oversampling": oversampling, "unit_range": unit_range, "y_shape": list(op.y_shape),
+              "seed": seed, "num_samples": num_samples, "truth_residual": residual(truth).item(),
               "truth_log_posterior": log_post(truth).item(), "rows": {}}
     prior_samples = prior.sample(num_samples, g)
     all_samples = {}
@@ -292,7 +122,7 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
         name = preset + (f" (num_steps {num_steps})" if num_steps else "")
         solvers[name] = get_solver(preset, **({"num_steps": num_steps} if num_steps else {}))
         if exact_conditional and isinstance(solvers[name], DAPS):
-            solvers[name + " + exact p(x0|x_t)"] = ExactConditionalDAPS.from_daps(solvers[name], log_post.log_prior)
+            solvers[name + " + exact p(x0|x_t)"] = ExactConditionalDAPS.from_daps(solvers[name], test.log_prior)
     for name, solver in solvers.items():
         result = solver.solve(problem, prior, num_samples=num_samples, generator=seed, progress=False)
         s = result.samples[0]
@@ -308,8 +138,7 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
     for run_seed in range(2 if reference_particles else 0):  # two independent runs: their spread is shown
         start = time.perf_counter()
         gen = torch.Generator().manual_seed(1000 + run_seed)
-        particles, stats = reference_sampler(log_post.log_prior,
-                                             lambda x: reference_power * log_post.log_likelihood(x),
+        particles, stats = reference_sampler(test.log_prior, lambda x: reference_power * test.log_likelihood(x),
                                              prior.sample(reference_particles, gen), gen)
         keep = torch.randperm(len(particles), generator=gen)[:reference_subsample]
         reference.append(particles[keep])
@@ -322,21 +151,12 @@ def run(seed: int, num_samples: int, presets: list[str], num_steps: int | None =
     return report
 
 
-def _frequencies(which: torch.Tensor, num_orbits: int, dtype) -> tuple[torch.Tensor, float]:
-    """Orbit frequencies of an assignment ``(N,)`` (−1: no orbit) and the unassigned fraction."""
-    freq = torch.bincount(which[which >= 0], minlength=num_orbits).to(dtype) / len(which)
-    return freq, (which < 0).double().mean().item()
-
-
-def _tv(freq: torch.Tensor, unassigned: float, weights: torch.Tensor) -> float:
-    """TV distance between orbit frequencies (unassigned mass counted as disjoint) and weights."""
-    return 0.5 * ((freq - weights).abs().sum().item() + unassigned)
-
-
-def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, starts, reference=(),
-            images=trivial_images) -> None:
-    """Mode census (Laplace masses; reference-sampler frequencies where ``reference`` holds the
-    reference runs' samples) and, per row, how the samples spread over its orbits."""
+def _census(report: dict, log_post: Callable[[Tensor], Tensor], truth: Tensor, prior_samples: Tensor,
+            all_samples: dict[str, Tensor], starts: Tensor, reference: Sequence[Tensor] = (),
+            images: Callable[[Tensor], Tensor] = trivial_images) -> None:
+    """Adds to ``report`` the mode census (Laplace masses; reference-sampler frequencies where
+    ``reference`` holds the reference runs' samples) and, per row, how the samples spread over
+    its orbits."""
     start = time.perf_counter()
     print(f"mode census from {len(starts)} prior samples, the truth, the reference and every solver's samples ...",
           flush=True)
@@ -354,7 +174,7 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
                         "mode_tv_floor": mode_tv_floor(weights, num_samples)}
     reference_weights = None
     if len(reference):
-        runs = [_frequencies(assign_reached(reached[i], census["modes"], images=images), len(weights), weights.dtype)
+        runs = [orbit_frequencies(assign_reached(reached[i], census["modes"], images=images), len(weights), weights.dtype)
                 for i in range(len(reference))]
         reference_weights = torch.stack([f for f, _ in runs]).mean(0)
         reference_weights = reference_weights / reference_weights.sum()
@@ -368,15 +188,15 @@ def _census(report: dict, log_post, truth, prior_samples, all_samples: dict, sta
     for name, samples in {"prior (no data)": prior_samples, **all_samples}.items():
         which = (assign_reached(reached[name], census["modes"], images=images) if name in all_samples
                  else assign_to_modes(log_post, samples, census["modes"], images=images))  # the prior row: not a census start
-        freq, unassigned = _frequencies(which, len(weights), weights.dtype)
+        freq, unassigned = orbit_frequencies(which, len(weights), weights.dtype)
         report["rows"][name]["orbit_frequencies"] = freq.tolist()
         if reference_weights is not None:
-            report["rows"][name]["mode_tv_reference"] = _tv(freq, unassigned, reference_weights)
+            report["rows"][name]["mode_tv_reference"] = mode_tv(freq, unassigned, reference_weights)
         # The DAPS/DPS papers report the best of 4 runs per image (DAPS eval.py: max PSNR over
         # num_runs=4); in mode terms: how often at least one of 4 samples is in the truth's orbit.
         hit = (which == truth_orbit)[: len(which) // 4 * 4].reshape(-1, 4).any(1).double().mean().item()
         report["rows"][name].update({
-            "mode_tv": _tv(freq, unassigned, weights),
+            "mode_tv": mode_tv(freq, unassigned, weights),
             "top_orbit_frequency": freq[0].item(), "truth_orbit_frequency": freq[truth_orbit].item()
             if truth_orbit >= 0 else float("nan"), "truth_orbit_in_best_of_4": hit, "unassigned": unassigned})
 
@@ -411,13 +231,13 @@ def plot_orbits(report: dict, path: str, top: int = 6) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--num-samples", type=int, default=100)
-    parser.add_argument("--presets", nargs="*", default=["daps-phase-retrieval", "daps-sigma-y", "dps-phase-retrieval"])
+    parser.add_argument("--presets", nargs="*", default=DEFAULT_PRESETS)
     parser.add_argument("--json", default=None)
-    parser.add_argument("--sigma-y", type=float, default=testbed.SIGMA_Y)
+    parser.add_argument("--sigma-y", type=float, default=SIGMA_Y)
     parser.add_argument("--oversampling", type=float, default=2.0,
                         help="DPS/DAPS convention: pad oversampling/8 · H per side (2.0: 1.5x per axis)")
     parser.add_argument("--num-steps", type=int, default=None,

@@ -1,14 +1,27 @@
 """Exact-posterior accuracy of every solver on the Gaussian-mixture test bed.
 
-For each test-bed problem (``invprob.testbed``: d = 64, random 50 % inpainting and a random
-Gaussian matrix with m = 16, σ_y = 0.05) the exact posterior is a Gaussian mixture. Each
-solver draws N samples; we report the sliced Wasserstein distance SW2 to N exact samples,
-the noise floor (SW2 between two exact sets of N), their ratio, the RMSE of the sample
-mean against the exact posterior mean, the coverage of 90 % per-pixel credible intervals
-by exact samples, NFE per sample and seconds. The prior itself is the baseline to beat.
+What it measures: how close each solver's samples are to the exact posterior, on the linear
+problems of the test bed (:func:`invprob.evaluation.make_problem`: a 1×8×8 Gaussian-mixture
+prior, random 50 % inpainting and a random Gaussian matrix with 16 rows, σ_y = 0.05), whose
+posterior is a Gaussian mixture in closed form. How: each solver draws N samples for the
+problem of ``--seed``; per row the report gives the sliced Wasserstein distance SW2 to N exact
+posterior samples (:func:`invprob.evaluation.sliced_wasserstein`), the noise floor (SW2 between
+two exact sets of N, :func:`~invprob.evaluation.sliced_wasserstein_floor`) and their ratio, the
+RMSE of the sample mean against the exact posterior mean, the fraction of exact samples inside
+the samples' 90 % per-pixel credible intervals (:func:`~invprob.evaluation.coverage`), NFE per
+sample and seconds. The prior itself (no data) is the baseline to beat; deepinv's DPS and
+DiffPIR samplers run with their defaults on the same exact denoiser.
+
+Commands of the committed results (``benchmarks/results/``): ``posterior_gmm_seed7.json`` and
+``posterior_gmm_seed7.md`` come from ``python benchmarks/posterior_gmm.py --seed 7 --matched
+--json benchmarks/results/posterior_gmm_seed7.json`` (every row), then runs with ``--solvers
+LABEL ...`` that replace or add those rows; the ``.md`` lists every command in order (the
+``runs`` of the JSON). ``posterior_gmm_seed7.txt`` is the printed output of that first command, with the rows the
+script ran at the time (those it lists).
 
 Usage:
-    python benchmarks/posterior_gmm.py --seed 7 --json out.json [--num-samples 1000]
+    python benchmarks/posterior_gmm.py --seed 7 --json out.json [--num-samples 500] [--matched]
+        [--solvers LABEL ...] [--scales S ...]
 """
 
 from __future__ import annotations
@@ -22,9 +35,9 @@ from pathlib import Path
 
 import torch
 
-from invprob import testbed
-from invprob.metrics import coverage, posterior_mean_error, sliced_wasserstein, sliced_wasserstein_floor
 from invprob.errors import UnsupportedProblemError
+from invprob.evaluation import (PROBLEMS, coverage, make_problem, posterior_mean_error, sliced_wasserstein,
+                                sliced_wasserstein_floor)
 from invprob.registry import get_solver
 
 # label -> (preset, overrides). The paper presets at their default NFE, and the presets tuned
@@ -88,14 +101,14 @@ def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, see
             "coverage90": coverage(samples, exact, 0.9).item()}
 
 
-def run(seed: int, num_samples: int, solvers: dict, problems=testbed.PROBLEMS, progress: bool = False,
+def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress: bool = False,
         deepinv_solvers: dict | None = None) -> dict:
     deepinv_solvers = DEEPINV if deepinv_solvers is None else deepinv_solvers
     report = {"seed": seed, "num_samples": num_samples, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "problems": {}}
     for name in problems:
-        prior, problem, _ = testbed.make_problem(name, seed=seed)
+        prior, problem, _ = make_problem(name, seed=seed)
         post = prior.posterior(problem)
         g = torch.Generator().manual_seed(seed + 100)
         exact = post.sample(num_samples, g)[0]

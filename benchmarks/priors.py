@@ -1,11 +1,24 @@
 """Denoising quality of every shipped prior on held-apart images, and sample grids.
 
-For σ ∈ {0.05, 0.1, 0.2, 0.5, 1.0} (images in [-1, 1]): mean PSNR of the noisy input and of
-the prior's MMSE denoiser output on the held-apart images; plus an unconditional sample
-grid (EDM Euler ODE, 32 steps). Writes ``benchmarks/results/priors.md`` and
-``benchmarks/results/prior_<name>_samples.png``.
+What it measures: for σ ∈ {0.05, 0.1, 0.2, 0.5, 1.0} (images in [-1, 1]), the mean PSNR of the
+noisy input and of the prior's MMSE denoiser output ``prior.denoise(x + σ n, σ)`` on the
+images the prior was not trained on (:func:`invprob.evaluation.held_apart`; noise from a
+generator seeded 0), and an unconditional sample grid (4×4 samples, EDM Euler probability-flow
+ODE, 32 steps; :func:`invprob.training.sample_unconditional`). The table also lists each prior's
+objective, parameter count and training steps from its ``config.json``. ``--exported`` scores
+priors exported from a training run on the same images and noise draws instead.
 
-Usage: python benchmarks/priors.py [--priors mnist] [--num-images 64]
+Commands of the committed results (``benchmarks/results/``; CPU; the shared data found through
+``$INVPROB_DATA``):
+
+* ``priors.md`` and ``prior_<name>_samples.png`` (mnist, mnist-flow, natural-gray, brain-mri):
+  ``python benchmarks/priors.py --num-images 64``
+* ``priors_exported.md`` and ``prior_<name>_<folder>_samples.png``: ``python benchmarks/priors.py
+  --num-images 64 --exported natural-gray=<folder> brain-mri=<folder>`` with the folders of the
+  CPU-recipe training runs (``benchmarks/gpu/train_priors.sh`` with ``RECIPE=cpu``; the exact
+  command, with its folders, heads the file).
+
+Usage: python benchmarks/priors.py [--priors mnist ...] [--num-images 64] [--exported NAME=FOLDER ...]
 """
 
 from __future__ import annotations
@@ -17,44 +30,25 @@ from pathlib import Path
 
 import torch
 
+from invprob.evaluation import HELD_APART, held_apart, psnr
 from invprob.io import save_image
+from invprob.priors import Prior
 from invprob.priors.shipped import WEIGHTS
-from invprob.metrics import psnr
 from invprob.registry import get_prior
-from invprob.training import load_images, sample_unconditional
+from invprob.training import sample_unconditional
 
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-def _mnist_held_apart():
-    return load_images("mnist", 32, holdout=500)[1]  # MNIST test images 9500-9999
-
-
-def _set12_held_apart():
-    """Set12, centre 256×256 crops (01–07 are 256×256 already; 08–12 are 512×512)."""
-    from invprob import data
-    from invprob.io import load_image
-
-    images = [load_image(p) for p in sorted(data.path("set12").glob("*.png"))]
-    return torch.cat([x[..., (x.shape[-2] - 256) // 2:][..., :256, (x.shape[-1] - 256) // 2:][..., :256]
-                      for x in images])
-
-
-def _brain_held_apart():
-    return load_images("brain-mri", 128, holdout=5, resize=128)[1]  # slices 36-40
-
-
-HELD_APART = {"mnist": _mnist_held_apart, "mnist-flow": _mnist_held_apart, "natural-gray": _set12_held_apart,
-              "brain-mri": _brain_held_apart}
 SAMPLE_SHAPE = {"natural-gray": (1, 64, 64)}  # fully convolutional: sample 64×64 patches
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @torch.no_grad()
-def evaluate(name: str, num_images: int, seed: int = 0, prior=None, samples_png: Path | None = None) -> dict:
-    """Denoising PSNR of prior ``name`` (or of ``prior``, scored on ``name``'s held-apart images)."""
+def evaluate(name: str, num_images: int, seed: int = 0, prior: Prior | None = None,
+             samples_png: Path | None = None) -> tuple[dict[float, tuple[float, float]], int]:
+    """Denoising PSNR of prior ``name`` (or of ``prior``, scored on ``name``'s held-apart images):
+    ``({σ: (noisy PSNR, denoised PSNR)}, number of images)``; writes the sample grid."""
     prior = get_prior(name) if prior is None else prior
-    clean = HELD_APART[name]()[:num_images]
+    clean = held_apart(name)[:num_images]
     g = torch.Generator().manual_seed(seed)
     rows = {}
     for sigma in SIGMAS:
@@ -68,10 +62,6 @@ def evaluate(name: str, num_images: int, seed: int = 0, prior=None, samples_png:
     grid = samples.reshape(4, 4, C, H, W).permute(2, 0, 3, 1, 4).reshape(C, 4 * H, 4 * W)
     save_image(grid, samples_png or RESULTS / f"prior_{name}_samples.png")
     return rows, clean.shape[0]
-
-
-DESCRIPTION = {"mnist": "MNIST 9500+", "mnist-flow": "MNIST 9500+", "natural-gray": "Set12 256² crops",
-               "brain-mri": "brain slices 36–40, 128²"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.priors:
         rows, n = evaluate(name, args.num_images)
         cells = " | ".join(f"{rows[s][0]:.2f} → {rows[s][1]:.2f}" for s in SIGMAS)
-        lines.append(f"| `{name}` | {n} {DESCRIPTION[name]} | {cells} |")
+        lines.append(f"| `{name}` | {n} {HELD_APART[name]} | {cells} |")
         print(lines[-1], flush=True)
     lines += ["", "| prior | objective | parameters | training steps | how it was trained |", "|---|---|---|---|---|"]
     for name in args.priors:

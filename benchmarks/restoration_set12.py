@@ -1,23 +1,31 @@
 """Restoration on real images: Set12 crops with the shipped ``natural-gray`` prior.
 
-Tasks (images in [-1, 1], σ_y = 0.05 as in DPS/DAPS): Gaussian deblurring, 4× bicubic
-super-resolution, 70 % random inpainting and box inpainting, on the centre 64×64 crops of the
-12 Set12 images (CPU budget: a 64² crop costs 1/16 of a 256² image). The operators follow the
-DPS/DAPS tasks, scaled to the crop: blur std 2 px with a 25×25 kernel and reflect padding (DPS:
-3 px, 61×61 on 256² images), a centred 32×32 box (DAPS: 128×128 on 256²).
+What it measures: PSNR and SSIM (:func:`invprob.evaluation.psnr`, :func:`~invprob.evaluation.ssim`;
+images in [-1, 1] mapped to [0, 1]) of one posterior sample per image (seed 0), or of the mean of
+K samples with ``--posterior-mean K``, against the truth, per task and solver; the table reports
+the means over the images and whether each solver beats the TV baseline on the inpainting tasks.
 
-Solvers run with reduced step counts so that the whole table fits a 2-core CPU; each row
-names its NFE. The classical baseline is TV-regularised least squares (deepinv's PGD with
-``TVPrior``, 200 iterations) with λ chosen per task by the best mean PSNR over a grid — an
-oracle choice that favours the baseline. One posterior sample per image, seed 0; the table
-reports mean PSNR / SSIM over the 12 crops.
+How: the images are the 64×64 centres of :func:`invprob.evaluation.set12`'s 256² crops
+(``--crop``, ``--images``); the measurements are simulated on the CPU with σ_y = 0.05 (DPS/DAPS)
+and noise seed 0, so every device sees the same ``y``. Tasks (:func:`tasks`), the DPS/DAPS tasks
+scaled to the crop: Gaussian deblurring (std 2 px, 25×25 kernel, reflect padding), 4× bicubic
+super-resolution, 70 % random inpainting and a centred box of half the crop's side. Solvers
+(:data:`SOLVERS`) are presets, with each task's own preset where a family has one (DPS's ζ,
+DAPS's Langevin step, DAPS-HMC's configuration); the default rows use reduced step counts that
+fit a 2-core CPU, and each row names its budget. The baseline, ``TV (oracle λ)``, is
+:func:`invprob.evaluation.tv_baseline` (200 iterations) with λ per task chosen from a grid by
+the best mean PSNR against the truth: an oracle choice that favours the baseline. Every cell and
+run records the device it ran on.
 
-The EnKG rows and some 1000-step cells ran on a GPU (``--device cuda``, driven by
-``benchmarks/gpu/restoration_set12.sh``, merged back with ``--merge-from``); each run and cell
-records its device.
+Commands of the committed results (``benchmarks/results/restoration_set12.{json,md,png}``):
+``python benchmarks/restoration_set12.py`` (the default rows; writes all three files), then one
+``--merge`` run per added cell, the GPU cells by ``benchmarks/gpu/restoration_set12.sh`` merged
+back with ``python benchmarks/restoration_set12.py --merge-from $OUT/*/restoration_set12.json``.
+The exact command of every run, where it ran and its wall time are listed at the head of
+``restoration_set12.md`` (the ``_runs`` of the JSON); ``--render`` rewrites the ``.md`` from the
+JSON.
 
-Usage: python benchmarks/restoration_set12.py [--images 12] [--crop 64] [--device cuda]
-Writes benchmarks/results/restoration_set12.{md,json,png}.
+Usage: python benchmarks/restoration_set12.py [--images 12] [--crop 64] [--device cuda] [--merge] ...
 """
 
 from __future__ import annotations
@@ -33,13 +41,10 @@ import torch
 
 from invprob import Problem
 from invprob.errors import UnsupportedProblemError
-from invprob.metrics import psnr, ssim
+from invprob.evaluation import psnr, set12, ssim, tv_baseline
 from invprob.noise import Gaussian
 from invprob.operators import GaussianBlur, Inpainting, SuperResolution
 from invprob.registry import get_prior, get_solver
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from priors import _set12_held_apart  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIGMA_Y = 0.05
@@ -79,10 +84,10 @@ SOLVERS = [
     # EnKG, a GPU row (benchmarks/gpu/restoration_set12.sh): γ = 2 and 2 updates per step as the
     # official FFHQ runs (devzhk/enkg-pytorch scripts/ffhq.sh: guidance_scale=2.0, num_samples=1024,
     # num_updates=2), with half their ensemble and 20 outer steps instead of 80 (126 network calls
-    # per particle instead of 1588) to fit the session's GPU budget.
+    # per particle instead of 1588).
     ("EnKG (512 particles, 20 steps)", "enkg", {"ensemble_size": 512, "num_steps": 20}),
     ("EnKG (1024 particles, 20 steps)", "enkg", {"ensemble_size": 1024, "num_steps": 20}),
-    # The released ensemble (enkg preset: 2048 particles), still 20 outer steps (GPU budget).
+    # The released ensemble (enkg preset: 2048 particles), still 20 outer steps.
     ("EnKG (2048 particles, 20 steps)", "enkg", {"ensemble_size": 2048, "num_steps": 20}),
     # More steps instead of more particles: 30 steps are 266 network calls per particle (2.1x).
     ("EnKG (512 particles, 30 steps)", "enkg", {"ensemble_size": 512, "num_steps": 30}),
@@ -91,7 +96,7 @@ DEFAULT_SOLVERS = [label for label, _, _ in SOLVERS[:4]]
 # Why a diffusion solver does not beat the TV baseline on an inpainting task (shown in the table).
 REMARKS: dict[str, str] = {
     "DPS (250 steps)": "a quarter of the paper's steps with the ζ tuned for 1000 (the paper's 1000 steps beat TV on both)",
-    "MCG (250 steps)": "a quarter of the paper's 1000 steps (CPU budget)",
+    "MCG (250 steps)": "a quarter of the paper's 1000 steps, sized for a 2-core CPU",
     "RED-Diff (paper preset, 50 steps)": "isolated missing pixels keep outlier values after 50 Adam steps from pinv(y) "
                                          "(white dots in restoration_set12.png)",
     "DAPS (50 annealing x 2 ODE steps)": "a tenth of DAPS-1K's network calls; one sample keeps the σ_y noise on the "
@@ -101,7 +106,7 @@ REMARKS: dict[str, str] = {
                                "the ≈ 6.0e-3 MSE its PSNR implies (≈ 0.35 dB); the same "
                                "gradient without the projection (DPS-1000) reaches 24.11. The DPS paper (Chung et al. "
                                "2023) drops this strict projection precisely for noisy data",
-    "EnKG (512 particles, 20 steps)": "a quarter of the released ensemble (2048) and of its 80 steps (GPU budget). "
+    "EnKG (512 particles, 20 steps)": "a quarter of the released ensemble (2048) and of its 80 steps. "
                                       "Each update moves a particle only within the span of the ensemble's deviations "
                                       "(at most N − 1 directions for 4096 pixels), so the ensemble size bounds the data "
                                       "fit: doubling it gains 0.38 dB, doubling again 0.19 dB on 70 % random (next rows)",
@@ -109,33 +114,29 @@ REMARKS: dict[str, str] = {
                                        "below (paired s.e. over the 12 images; 2 above TV), 0.73 dB above 512 particles",
     "EnKG (2048 particles, 20 steps)": "a tie on 70 % random: 0.005 dB below, paired difference −0.00 ± 0.31 dB "
                                        "(s.e. over the 12 images), 6 of 12 images above TV, SSIM 0.741 vs 0.769; the "
-                                       "gain per doubling halved (0.38 → 0.19 dB). Box not run at 2048 (GPU budget)",
+                                       "gain per doubling halved (0.38 → 0.19 dB). Box not run at 2048 particles",
     "EnKG (512 particles, 30 steps)": "more steps instead of more particles: 2.1× the 20-step row's network calls "
                                       "moved box PSNR by −0.34 ± 0.33 dB (paired s.e.; 4 of 12 images better), SSIM "
                                       "0.653 → 0.695; doubling the particles instead gave +0.73 ± 0.35 dB (8 of 12)",
 }
+
+
+def crop_note(crop: int) -> str:
+    """Where the ``crop``² images come from (``set12(256)`` crops the 512² images 08–12 at their
+    top-right quadrant)."""
+    lo, hi = (256 - crop) // 2, (256 - crop) // 2 + crop - 1
+    return (f"the centre {crop}² of each `set12()` 256² crop, i.e. rows and columns {lo}–{hi} of the 256² images "
+            f"01–07, and rows {lo}–{hi}, columns {256 + lo}–{256 + hi} of the 512² images 08–12, whose 256² crop is "
+            f"the top-right quadrant")
+
+
 # Solvers left out of the table, and why.
 NOT_RUN = {
     "EnKG at its released budget (enkg preset)": "2048 particles × 1588 network calls each (80 steps) is "
         "12 × 2048 × 1588 ≈ 39 M denoiser calls per task: ≈ 64 min per task at the 10 200 images/s this denoiser "
-        "ran at on an H200 (fp32, batch 6144), against the session's 15 GPU-minutes. On a 2-core CPU even "
+        "ran at on an H200 (fp32, batch 6144). On a 2-core CPU even "
         "64 particles × 20 steps took ≈ 80 min per task",
 }
-
-
-def tv_baseline(operator, y: torch.Tensor, lam: float, iters: int = 200) -> torch.Tensor:
-    """argmin ½‖Ax − y‖² + λ TV(x) by deepinv's proximal gradient descent (step 1/‖A‖² = 1)."""
-    from deepinv.optim import optim_builder
-    from deepinv.optim.data_fidelity import L2
-    from deepinv.optim.prior import TVPrior
-
-    from invprob.operators import to_deepinv
-
-    physics = to_deepinv(operator)
-    model = optim_builder("PGD", prior=TVPrior(n_it_max=50), data_fidelity=L2(), max_iter=iters,
-                          params_algo={"stepsize": 1.0, "lambda": lam}, early_stop=False)
-    with torch.no_grad():
-        return model(y, physics).clamp(-1, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.manual_seed(0)
     n = args.crop
-    full = _set12_held_apart()[: args.images]
+    full = set12()[: args.images]
     c = (full.shape[-1] - n) // 2
     truth = full[..., c : c + n, c : c + n].contiguous()
     prior = get_prior("natural-gray").to(args.device)
@@ -306,7 +307,7 @@ def _write_table(results: dict, args, folder: Path) -> None:
         verdict = ("" if m.startswith("TV") or not ran else
                    f"below on {', '.join(below)}: {REMARKS.get(m, 'see README')}" if below else "beats TV")
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {verdict} |")
-    text = (f"Set12 centre {args.crop}² crops ({args.images} images), prior `natural-gray`, σ_y = {SIGMA_Y}, "
+    text = (f"Set12 {args.crop}² crops ({args.images} images: {crop_note(args.crop)}), prior `natural-gray`, σ_y = {SIGMA_Y}, "
             "one posterior sample per image (seed 0); mean PSNR (dB) / SSIM. TV: deepinv PGD + `TVPrior`, "
             "200 iterations, λ per task from {0.001, 0.003, 0.01, 0.03, 0.1} by the best mean PSNR against the "
             "truth (an oracle choice that favours the baseline). Produced by (where, and wall minutes):\n\n"

@@ -1,6 +1,7 @@
 """Conversions between the prior's data space and files — done here and nowhere else.
 
-Image priors work in [-1, 1] (DESIGN contract 1); files hold [0, 1] floats or uint8.
+Image priors work in [-1, 1] (contract 1 of ``docs/design.md``); files hold [0, 1] floats or
+uint8.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Measurement noise models: ``y = noise.sample(A(x))`` and ``noise.log_likelihood(y, A(x))``.
 
-Noise levels are stated in the units of ``y = A(x)`` (DESIGN contract 1): with images in
-[-1, 1], the DPS/DAPS/InverseBench setting ``sigma_y = 0.05`` is ``Gaussian(0.05)``.
+Noise levels are stated in the units of ``y = A(x)`` (contract 1 of ``docs/design.md``):
+with images in [-1, 1], the DPS/DAPS/InverseBench setting ``sigma_y = 0.05`` is
+``Gaussian(0.05)``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_tensor
+from .checks import check_tensor
 
 __all__ = ["NoiseModel", "Gaussian", "Poisson"]
 
@@ -40,8 +41,8 @@ class Gaussian(NoiseModel):
     def __init__(self, sigma: float) -> None:
         super().__init__()
         sigma = float(sigma)
-        if not sigma > 0:
-            raise ValueError(f"Gaussian noise `sigma` must be > 0, got {sigma}; for a "
+        if not 0 < sigma < math.inf:
+            raise ValueError(f"Gaussian noise `sigma` must be finite and > 0, got {sigma}; for a "
                              f"noiseless problem use a small value such as 1e-3.")
         self.sigma = sigma
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_finite, check_same_device, check_shape, check_tensor
+from .checks import check_finite, check_same_device, check_shape, check_tensor
 from .noise import NoiseModel
 from .operators.base import Operator
 
@@ -34,10 +34,18 @@ class Problem:
             raise TypeError(f"`noise` must be an invprob.noise model (Gaussian, Poisson), got "
                             f"{type(noise).__name__}.")
         check_tensor(measurement, "measurement")
+        if measurement.dim() == 0 or measurement.shape[0] == 0:
+            raise ValueError(f"`measurement` has shape {tuple(measurement.shape)}: it needs at least one "
+                             f"measurement along its first dimension (M, *y_shape).")
         if operator.y_shape is not None:
             check_shape(measurement, operator.y_shape, "measurement", leading="M")
         check_same_device(measurement, operator.device, "measurement", "the operator")
         check_finite(measurement, "measurement")
+        if operator.complex_output is not None and measurement.is_complex() != operator.complex_output:
+            kind = "complex" if measurement.is_complex() else "real"
+            raise TypeError(f"`measurement` is {kind} ({measurement.dtype}) but {type(operator).__name__} measures "
+                            f"{'complex' if operator.complex_output else 'real'} values; give the measurement "
+                            f"the operator produces (or the operator the data come from).")
         self.operator = operator
         self.measurement = measurement
         self.noise = noise

@@ -11,16 +11,19 @@ through the entry-point groups ``invprob.solvers``, ``invprob.operators`` and
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["get_solver", "get_operator", "get_prior", "available", "instantiate", "config_dir",
-           "load_preset"]
+__all__ = ["get_solver", "get_operator", "get_prior", "available", "presets", "instantiate", "config_dir",
+           "load_preset", "locate", "build", "GROUPS"]
 
 GROUPS = ("solvers", "operators", "priors")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def config_dir() -> Path:
@@ -43,33 +46,45 @@ def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=f"invprob.{group}")}
 
 
-def _presets(group: str) -> list[str]:
+def presets(group: str) -> list[str]:
+    """Names of the YAML presets of ``group`` (``solvers``, ``operators`` or ``priors``)."""
     folder = _group_dir(group)
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
 def available() -> dict[str, list[str]]:
     """Preset names per group (``solvers``, ``operators``, ``priors``), plugins included."""
-    return {group: sorted(set(_presets(group)) | set(_entry_points(group))) for group in GROUPS}
+    return {group: sorted(set(presets(group)) | set(_entry_points(group))) for group in GROUPS}
+
+
+def _unknown(group: str, name: object) -> KeyError:
+    return KeyError(f"unknown {group[:-1]} preset {name!r}; available: {', '.join(available()[group])}.")
 
 
 def load_preset(group: str, name: str) -> dict[str, Any]:
-    """The raw configuration dict of a preset (YAML), without instantiating it."""
+    """The raw configuration dict of a preset (YAML), without instantiating it.
+
+    ``name`` is a preset name, never a path: anything but letters, digits and ``_ . + -``
+    (a ``/``, a leading ``.``) is refused, so a name cannot reach outside the group's folder.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise _unknown(group, name)
     path = _group_dir(group) / f"{name}.yaml"
     if not path.is_file():
-        raise KeyError(f"unknown {group[:-1]} preset {name!r}; available: {', '.join(available()[group])}.")
+        raise _unknown(group, name)
     with open(path) as f:
         config = yaml.safe_load(f) or {}
-    if "_target_" not in config:
+    if not isinstance(config, dict) or "_target_" not in config:
         raise ValueError(f"preset {path} has no `_target_` naming the class to build.")
     return config
 
 
-def _locate(path: str) -> Any:
+def locate(path: str) -> Any:
+    """The object a ``_target_`` string names (``"package.module.attribute"``)."""
     module, _, attr = path.rpartition(".")
     try:
         return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError) as err:
         raise ImportError(f"cannot import `_target_: {path}` ({err}).") from err
 
 
@@ -79,32 +94,37 @@ def instantiate(config: Any) -> Any:
     if isinstance(config, dict):
         values = {k: instantiate(v) for k, v in config.items() if not k.startswith("_")}
         if "_target_" in config:
-            return _locate(config["_target_"])(**values)
+            return locate(config["_target_"])(**values)
         return values
     if isinstance(config, list):
         return [instantiate(v) for v in config]
     return config
 
 
-def _get(group: str, name: str, overrides: dict[str, Any]) -> Any:
-    if name in _presets(group):
-        config = load_preset(group, name)
-        unknown = set(overrides) - set(config) - {"_target_"}
-        target = _locate(config["_target_"])
+def build(group: str, name: str, config: dict[str, Any] | None = None) -> Any:
+    """Build preset ``name`` of ``group`` with ``config`` (keyword arguments) merged over it.
+
+    The one instantiation path of the library, the CLI and the benchmarks: keys the preset's
+    target does not take are refused with the list of those it does (a YAML preset), a plugin
+    entry point is called with ``config``.
+    """
+    config = dict(config or {})
+    if name in presets(group):
+        preset = load_preset(group, name)
+        target = locate(config.get("_target_", preset["_target_"]))
+        unknown = set(config) - set(preset) - {"_target_"}
         if unknown and not _accepts(target, unknown):
-            raise TypeError(f"{group[:-1]} preset {name!r} ({config['_target_']}) has no argument(s) "
-                            f"{sorted(unknown)}; it takes {sorted(k for k in config if not k.startswith('_'))}.")
-        config.update(overrides)
-        return instantiate(config)
+            raise TypeError(f"{group[:-1]} preset {name!r} ({preset['_target_']}) has no argument(s) "
+                            f"{sorted(unknown)}; it takes {sorted(k for k in preset if not k.startswith('_'))}.")
+        preset.update(config)
+        return instantiate(preset)
     plugins = _entry_points(group)
     if name in plugins:
-        return plugins[name].load()(**overrides)
-    raise KeyError(f"unknown {group[:-1]} preset {name!r}; available: {', '.join(available()[group])}.")
+        return plugins[name].load()(**{k: instantiate(v) for k, v in config.items() if not k.startswith("_")})
+    raise _unknown(group, name)
 
 
 def _accepts(target: Any, names: set[str]) -> bool:
-    import inspect
-
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):
@@ -116,14 +136,14 @@ def _accepts(target: Any, names: set[str]) -> bool:
 
 def get_solver(name: str, **overrides: Any):
     """Build solver preset ``name`` (e.g. ``'dps'``) with keyword ``overrides``."""
-    return _get("solvers", name, overrides)
+    return build("solvers", name, overrides)
 
 
 def get_operator(name: str, **overrides: Any):
     """Build operator preset ``name`` with keyword ``overrides``."""
-    return _get("operators", name, overrides)
+    return build("operators", name, overrides)
 
 
 def get_prior(name: str, **overrides: Any):
     """Build prior preset ``name`` with keyword ``overrides``."""
-    return _get("priors", name, overrides)
+    return build("priors", name, overrides)

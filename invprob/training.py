@@ -1,7 +1,7 @@
 """Train denoising priors: EDM (Karras et al. 2022) or rectified flow, with EMA and exact resume.
 
-``invprob train data=mnist out=runs/mnist`` (Hydra, :func:`hydra_main`; multirun sweeps work) or
-``python -m invprob.training --data mnist --out runs/mnist`` (argparse, :func:`main`). Every random draw of step
+``invprob train data=mnist out=runs/mnist`` (the Hydra app :mod:`invprob.app.train`, whose fields
+are those of :class:`TrainConfig`; multirun sweeps work) or :func:`train` from Python. Every random draw of step
 ``k`` (batch indices, crops, flips, noise levels, noise) comes from a generator seeded with
 ``(seed, k)``, so a run interrupted and resumed from its last checkpoint continues exactly
 as if it had never stopped; the checkpoint holds the model, the EMA, the optimiser and the
@@ -11,8 +11,6 @@ patches runs on images of any size that the down-sampling divides).
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,9 +20,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._rng import mix
+from .evaluation.datasets import load_images
+from .streams import mix
+from .sampling import edm_preconditioning, euler_ode, karras_sigmas
 
-__all__ = ["TrainConfig", "train", "load_images", "build_unet", "edm_loss", "flow_loss", "main"]
+__all__ = ["TrainConfig", "train", "build_unet", "edm_loss", "flow_loss", "training_batch", "export_config",
+           "export_prior", "sample_unconditional"]
 
 
 @dataclass
@@ -38,72 +39,30 @@ class TrainConfig:
     where to train (``'cuda'`` on a GPU); ``amp``: bf16 autocast for the network (GPU).
     ``max_minutes`` stops early (with a checkpoint) once exceeded."""
 
-    data: str = "mnist"
-    out: str = "runs/mnist"
-    objective: str = "edm"
-    image_size: int = 32
+    data: str = "mnist"  # mnist | train400 | brain-mri | a .npy file | an image folder
+    out: str = "runs/mnist"  # re-running with the same `out` resumes from its last checkpoint
+    objective: str = "edm"  # edm (EDM-preconditioned denoiser) | flow (rectified flow)
+    image_size: int = 32  # training crop size
     channels: int = 1
     num_steps: int = 4000
     batch_size: int = 64
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam
     ema_decay: float = 0.999
     checkpoint_every: int = 500
     seed: int = 0
-    sigma_data: float = 0.5
+    sigma_data: float = 0.5  # EDM (Karras et al. 2022, Table 1)
     p_mean: float = -1.2
     p_std: float = 1.2
     block_out_channels: tuple[int, ...] = (32, 64, 64)
     layers_per_block: int = 1
-    holdout: int = 500
-    resize: int | None = None
+    holdout: int = 500  # the last images, kept apart for evaluation
+    resize: int | None = None  # resize whole images first (antialiased)
     flips: bool = False
-    max_minutes: float | None = None
-    device: str = "cpu"
-    amp: bool = False
+    max_minutes: float | None = None  # stop (with a checkpoint) after this long
+    device: str = "cpu"  # cuda on a GPU
+    amp: bool = False  # bf16 autocast (GPU)
+    quiet: bool = False  # no progress bar
     extra: dict = field(default_factory=dict)
-
-
-BUILTIN = {"train400": "train400", "brain-mri": "mri_brain_images"}  # names → folders of the shared data
-
-
-def load_images(data: str, image_size: int, holdout: int = 0, resize: int | None = None) -> tuple[Tensor, Tensor]:
-    """``(train, held_apart)`` image tensors ``(N, C, H, W)`` in [-1, 1].
-
-    ``data``: ``'mnist'`` (the shared MNIST test images, zero-padded 28 → 32), ``'train400'``
-    (the 400 180×180 BSD crops of DnCNN), ``'brain-mri'`` (the 40 brain MR slices, 256×256, in
-    file order), a ``.npy`` file ``(N, H, W)`` or ``(N, C, H, W)`` in [0, 1] or uint8, or a
-    folder of images (grayscale). ``resize`` resizes each image to ``resize × resize``
-    (antialiased bicubic). The last ``holdout`` images are kept apart for evaluation.
-    """
-    if data in BUILTIN:
-        from . import data as shared
-
-        data = str(shared.path(BUILTIN[data]))
-    if data == "mnist":
-        from . import data as shared
-
-        path = shared.path("mnist/t10k-images-idx3-ubyte.gz")
-        with gzip.open(path) as f:
-            arr = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-        pad = (image_size - 28) // 2
-        x = torch.from_numpy(arr.astype(np.float32) / 255.0)
-        x = torch.nn.functional.pad(x, (pad, image_size - 28 - pad) * 2)
-    elif data.endswith(".npy"):
-        arr = np.load(data, allow_pickle=False)
-        x = torch.from_numpy(arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0))
-        x = x[:, None] if x.dim() == 3 else x
-    else:
-        from .io import load_image
-
-        files = sorted(p for p in Path(data).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif"))
-        if not files:
-            raise FileNotFoundError(f"no images found in {data}")
-        x = torch.cat([(load_image(p) + 1) / 2 for p in files])
-    if resize is not None:
-        x = torch.nn.functional.interpolate(x, size=(resize, resize), mode="bicubic", antialias=True,
-                                            align_corners=False).clamp(0, 1)
-    x = x * 2 - 1
-    return (x[:-holdout], x[-holdout:]) if holdout else (x, x[:0])
 
 
 def build_unet(config: TrainConfig):
@@ -124,9 +83,9 @@ def edm_loss(unet, x0: Tensor, gen: torch.Generator, config: TrainConfig) -> Ten
     s = sigma.reshape(-1, 1, 1, 1)
     sd = config.sigma_data
     x = x0 + s * noise
-    c_skip, c_out, c_in = sd**2 / (s**2 + sd**2), s * sd / (s**2 + sd**2).sqrt(), 1 / (s**2 + sd**2).sqrt()
+    c_skip, c_out, c_in, c_noise = edm_preconditioning(s, sd)
     with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=config.amp):
-        out = unet(c_in * x, sigma.log() / 4).sample
+        out = unet(c_in * x, c_noise.reshape(-1)).sample
     denoised = c_skip * x + c_out * out.float()
     weight = (s**2 + sd**2) / (s * sd) ** 2
     return (weight * (denoised - x0) ** 2).mean()
@@ -145,7 +104,7 @@ def flow_loss(unet, x0: Tensor, gen: torch.Generator, config: TrainConfig) -> Te
     return ((v.float() - (noise - x0)) ** 2).mean()
 
 
-def _batch(train_x: Tensor, step: int, config: TrainConfig) -> tuple[Tensor, torch.Generator]:
+def training_batch(train_x: Tensor, step: int, config: TrainConfig) -> tuple[Tensor, torch.Generator]:
     dev = train_x.device
     gen = torch.Generator(device=dev).manual_seed(mix(config.seed, step))
     B, s = config.batch_size, config.image_size
@@ -173,10 +132,10 @@ def _save(out: Path, unet, ema, optimizer, step: int, losses: list[float], confi
               str(out / "ema.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "ema_n_averaged": ema.n_averaged,
                 "losses": torch.tensor(losses)}, out / "trainer.pt")
-    (out / "config.json").write_text(json.dumps(_export_config(config, unet), indent=2))
+    (out / "config.json").write_text(json.dumps(export_config(config, unet), indent=2))
 
 
-def _export_config(config: TrainConfig, unet) -> dict:
+def export_config(config: TrainConfig, unet) -> dict:
     # Trained on crops of resized images: the prior is meant for the whole resized image.
     side = config.resize if config.resize and config.resize > config.image_size else config.image_size
     return {"objective": config.objective, "sigma_data": config.sigma_data, "data_range": [-1.0, 1.0],
@@ -196,7 +155,16 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         raise ValueError(f"`objective` must be 'edm' or 'flow', got {config.objective!r}.")
     out = Path(config.out)
     torch.manual_seed(config.seed)  # network initialisation only
+    for name in ("image_size", "channels", "num_steps", "batch_size", "checkpoint_every"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if isinstance(config.holdout, bool) or not isinstance(config.holdout, int) or config.holdout < 0:
+        raise ValueError(f"`holdout` must be a non-negative integer, got {config.holdout!r}.")
     train_x, _ = load_images(config.data, config.image_size, config.holdout, config.resize)
+    if len(train_x) == 0:
+        raise ValueError(f"`data` {config.data!r} leaves no training image after keeping `holdout`={config.holdout} "
+                         f"apart; lower `holdout` or give more images.")
     if min(train_x.shape[-2:]) < config.image_size:
         raise ValueError(f"`image_size` {config.image_size} is larger than the training images "
                          f"{tuple(train_x.shape[-2:])}; lower it or set `resize`.")
@@ -227,7 +195,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                desc=f"train {config.objective}")
     unet.train()
     for step in bar:
-        x0, gen = _batch(train_x, step, config)
+        x0, gen = training_batch(train_x, step, config)
         loss = loss_fn(unet, x0, gen, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,7 +231,7 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig) -> None:
     plt.close(fig)
     from .priors.shipped import prior_from_network
 
-    prior = prior_from_network(unet.eval(), _export_config(config, unet))
+    prior = prior_from_network(unet.eval(), export_config(config, unet))
     samples = sample_unconditional(prior, 16, seed=0, device=next(unet.parameters()).device)
     grid = samples.reshape(4, 4, config.channels, config.image_size, config.image_size)
     grid = grid.permute(2, 0, 3, 1, 4).reshape(config.channels, 4 * config.image_size, 4 * config.image_size)
@@ -276,60 +244,11 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig) -> None:
 def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32, device=None) -> Tensor:
     """``n`` prior samples (on the CPU) by the EDM Euler probability-flow ODE (σ 80 → 0.002,
     poly-7, then 0), computed on ``device`` (the prior's network must live there)."""
-    from . import _rng
-    from .solvers._common import euler_ode, poly_sigmas
+    from . import streams
 
-    sigmas = poly_sigmas(80.0, 0.002, num_steps) + [0.0]
-    x = 80.0 * _rng.randn(torch.arange(n) + mix(seed), 0, prior.x_shape)
+    sigmas = karras_sigmas(num_steps, 0.002, 80.0, append_zero=True).tolist()
+    x = 80.0 * streams.randn(torch.arange(n) + mix(seed), 0, prior.x_shape)
     return euler_ode(prior, x.to(device or "cpu"), sigmas).cpu()
-
-
-def hydra_main(argv: list[str] | None = None) -> int:
-    """``invprob train key=value ...``: the Hydra app (``invprob/conf/train.yaml``)."""
-    import sys
-
-    import hydra
-    from omegaconf import OmegaConf
-
-    search = Path(__file__).resolve().parent / "conf"
-
-    @hydra.main(config_path=str(search), config_name="train", version_base=None)
-    def _app(cfg) -> None:
-        args = OmegaConf.to_container(cfg, resolve=True)
-        quiet = args.pop("quiet", False)
-        args["block_out_channels"] = tuple(args["block_out_channels"])
-        out = train(TrainConfig(**args), progress=not quiet)
-        print(f"trained: {out} (model.safetensors, ema.safetensors, loss.png, samples.png)")
-
-    saved = sys.argv
-    sys.argv = [saved[0]] + list(sys.argv[1:] if argv is None else argv)
-    try:
-        _app()
-    finally:
-        sys.argv = saved
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m invprob.training --data ... --out ...`` (argparse, the same fields)."""
-    parser = argparse.ArgumentParser(prog="python -m invprob.training", description="Train a denoising prior (EDM or flow).")
-    for name, value in asdict(TrainConfig()).items():
-        if name == "extra":
-            continue
-        kind = type(value) if value is not None else (int if name == "resize" else float)
-        if isinstance(value, tuple):
-            parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs="+", default=value)
-        elif isinstance(value, bool):
-            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=value)
-        else:
-            parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value)
-    parser.add_argument("--quiet", action="store_true")
-    args = vars(parser.parse_args(argv))
-    quiet = args.pop("quiet")
-    args["block_out_channels"] = tuple(args["block_out_channels"])
-    out = train(TrainConfig(**args), progress=not quiet)
-    print(f"trained: {out} (model.safetensors, ema.safetensors, loss.png, samples.png)")
-    return 0
 
 
 def export_prior(run: str | Path, target: str | Path) -> Path:
@@ -352,7 +271,3 @@ def export_prior(run: str | Path, target: str | Path) -> Path:
         if (run / extra).is_file():
             shutil.copyfile(run / extra, target / extra)
     return target
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,9 +1,9 @@
+import importlib.util
+import os
 import pathlib
 
 import pytest
 import torch
-
-import os
 
 # The shared real data (../shared/data next to the repository, or $INVPROB_DATA).
 DATA = pathlib.Path(os.environ.get("INVPROB_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -36,3 +36,12 @@ def tiny_unet(out_channels=1):
     return UNet2DModel(sample_size=8, in_channels=1, out_channels=out_channels, block_out_channels=(8, 16),
                        layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
+
+
+def load_benchmark(name: str):
+    """The driver ``benchmarks/<name>.py`` loaded as a module (the drivers are scripts, not a package)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from conftest import small_gmm, tiny_unet
-from invprob import Problem, noise, schedules
+from invprob import Problem, noise, sampling
 from invprob.operators import Inpainting
-from invprob.priors import CheckpointError, EDMPrior, FlowPrior, VPPrior, from_diffusers, load_state_dict, sha256
+from invprob.errors import CheckpointError
+from invprob.priors import EDMPrior, FlowPrior, VPPrior, from_diffusers, load_state_dict, sha256
 from invprob.registry import get_solver
 
 SIGMAS = [0.05, 0.3, 1.0, 5.0, 50.0]
@@ -19,7 +20,7 @@ def gmm():
 
 
 def alphas():
-    return schedules.alphas_cumprod_from_betas(schedules.linear_betas(1000))
+    return sampling.alphas_cumprod_from_betas(sampling.linear_betas(1000))
 
 
 def vp_network(gmm, kind, adapter_box):
@@ -45,7 +46,7 @@ def test_vp_adapters_return_the_exact_denoiser(gmm, kind):
 
 def test_vp_adapter_timestep_mapping_hits_the_training_grid():
     prior = VPPrior(lambda x, t: x, alphas())
-    sigma = schedules.sigma_from_alphas_cumprod(alphas())
+    sigma = sampling.sigma_from_alphas_cumprod(alphas())
     t = prior.sigma_to_t(sigma[[0, 10, 500, 999]])
     assert torch.allclose(t, torch.tensor([0.0, 10.0, 500.0, 999.0], dtype=torch.float64), atol=1e-9)
 
@@ -211,7 +212,7 @@ def test_prior_dtype_is_the_networks_not_the_float64_schedule_table():
     out = get_solver("dps", num_steps=3).solve(problem, prior, generator=0, progress=False)
     assert out.samples.dtype == torch.float32 and out.samples.isfinite().all()
     assert prior.to(torch.float64).dtype == torch.float64  # and the table still maps σ to t
-    sigma = schedules.sigma_from_alphas_cumprod(alphas())[[3]]
+    sigma = sampling.sigma_from_alphas_cumprod(alphas())[[3]]
     assert torch.allclose(prior.to(torch.float32).sigma_to_t(sigma), torch.tensor([3.0], dtype=torch.float64))
 
 

@@ -1,11 +1,12 @@
 """The GMM benchmark's report keeps a log of every command that produced its rows."""
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import posterior_gmm  # noqa: E402
+from conftest import load_benchmark
+
+
+posterior_gmm = load_benchmark("posterior_gmm")
 
 
 def test_merging_a_subset_keeps_the_rows_and_logs_both_commands(tmp_path):
@@ -22,7 +23,7 @@ def test_merging_a_subset_keeps_the_rows_and_logs_both_commands(tmp_path):
 
 
 def test_set12_merge_from_copies_only_cells_and_runs_that_name_their_device_once(tmp_path):
-    import restoration_set12
+    restoration_set12 = load_benchmark("restoration_set12")
 
     # a device run already merged and committed, its output folder and provenance since edited
     committed = {"command": "python benchmarks/restoration_set12.py --device cuda --results $OUT/a --tasks box",

@@ -10,7 +10,7 @@ FAST = ["solver.num_steps=20", "quiet=true", "dtype=float64", "num_samples=3"]
 
 
 def invprob(args, cwd):
-    return subprocess.run([sys.executable, "-m", "invprob.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "invprob.app.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -35,7 +35,7 @@ def test_multirun_writes_each_cell_and_skips_finished_ones(tmp_path):
     again = invprob(args, tmp_path)
     assert again.returncode == 0, again.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing recomputed
-    assert "skipping" in (again.stdout + again.stderr) or all((p.parent / "solve_app.log").read_text().count("skipping") for p in stamps)
+    assert "skipping" in (again.stdout + again.stderr) or all((p.parent / "solve.log").read_text().count("skipping") for p in stamps)
 
 
 def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path):
@@ -47,7 +47,7 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path):
     import os
 
     env = dict(os.environ, INVPROB_CACHE=str(tmp_path / "cache"))
-    weights = subprocess.run([sys.executable, "-m", "invprob.cli", "solve", *FAST, "prior=ffhq-adm",
+    weights = subprocess.run([sys.executable, "-m", "invprob.app.cli", "solve", *FAST, "prior=ffhq-adm",
                               "hydra.run.dir=run3"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     assert weights.returncode == 2 and "missing file ffhq_10m.pt" in weights.stderr
     assert "Traceback" not in weights.stderr and len(weights.stderr.strip().splitlines()) == 1
@@ -64,7 +64,7 @@ def test_list_shows_every_group_weights_and_plugins(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[invprob.solvers]\nmy-solver = myplugin:MySolver\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "invprob.cli", "list"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "invprob.app.cli", "list"], cwd=tmp_path, capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "solvers:" in proc.stdout and "  daps" in proc.stdout and "  my-solver" in proc.stdout
@@ -106,11 +106,11 @@ def test_solve_reads_multicoil_kspace_h5_with_or_without_coil_maps(tmp_path):
     assert np.load(run / "samples.npy").shape == (1, 3, 1, 8, 8)
     assert (run / "mean.png").is_file() and (run / "std.png").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
-    assert "psnr_mean" not in metrics and metrics["operator"] == "MultiCoilMRI"
+    assert "psnr_mean" not in metrics and metrics["operator_class"] == "MultiCoilMRI" and metrics["operator"] == "mri-4x"
     assert np.isfinite(metrics["data_consistency_rel_residual_of_mean"][0])
     # the loader builds the multi-coil operator from the file's maps and mask
     from invprob.operators import MRI, MultiCoilMRI
-    from invprob.solve_app import load_measurement
+    from invprob.operators.readers import load_measurement
 
     y, op = load_measurement(tmp_path / "k.h5", MRI(torch.ones(8, 8)), 1.0)
     assert isinstance(op, MultiCoilMRI) and y.shape == (1, 3, 8, 8) and torch.equal(op.coil_maps[0], maps)

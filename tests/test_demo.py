@@ -8,13 +8,13 @@ import numpy as np
 
 
 def test_default_run_is_mri_of_a_held_apart_brain_slice_smoke(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "invprob.cli", "demo", "solver.num_steps=2", "solver.ode_steps=1",
+    proc = subprocess.run([sys.executable, "-m", "invprob.app.cli", "demo", "solver.num_steps=2", "solver.ode_steps=1",
                            "solver.langevin_steps=2", "num_samples=2", "quiet=true", f"hydra.run.dir={tmp_path}/mri"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "mri"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["solver"] == "DAPS" and metrics["nfe_per_sample"] == 2
+    assert metrics["solver_class"] == "DAPS" and metrics["solver"] == "daps-mri-demo" and metrics["nfe_per_sample"] == 2
     assert "psnr_mean" in metrics and "psnr_adjoint" in metrics  # zero-filled baseline beside it
     assert np.load(run / "samples.npy").shape == (1, 2, 1, 128, 128)
     for name in ("figure.png", "mean.png", "std.png"):
@@ -24,7 +24,7 @@ def test_default_run_is_mri_of_a_held_apart_brain_slice_smoke(tmp_path):
 
 def test_mnist_gmm_demo_writes_figure_and_metrics_smoke(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "invprob.cli", "demo", "mnist-gmm", "--out", str(out), "--num-steps",
+    proc = subprocess.run([sys.executable, "-m", "invprob.app.cli", "demo", "mnist-gmm", "--out", str(out), "--num-steps",
                            "50", "--mnist-steps", "5", "--num-samples", "20", "--quiet"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())

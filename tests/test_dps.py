@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from invprob import testbed
-from invprob.metrics import sliced_wasserstein
+from invprob.evaluation import sliced_wasserstein, testbed
 from invprob.registry import get_solver
 
 N = 300

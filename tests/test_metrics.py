@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from invprob import metrics
+from invprob.evaluation import metrics
 
 
 def test_sliced_wasserstein_of_shifted_gaussians(gen):

@@ -1,15 +1,14 @@
-"""The phase-retrieval benchmark's mode census (benchmarks/phase_retrieval_gmm.py) on a density
-whose modes and masses are known: a mixture of well-separated isotropic Gaussians, for which
-the Laplace mass of each mode is exact."""
+"""The mode census of :mod:`invprob.evaluation.modes` (used by benchmarks/phase_retrieval_gmm.py)
+on a density whose modes and masses are known: a mixture of well-separated isotropic Gaussians,
+for which the Laplace mass of each mode is exact; the reference sampler and the diagnostics
+beside it."""
 
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from phase_retrieval_gmm import assign_to_modes, mode_census  # noqa: E402
+from invprob.evaluation import assign_to_modes, mode_census
+from conftest import load_benchmark
 
 SHAPE = (1, 2, 2)
 
@@ -47,7 +46,7 @@ def test_census_recovers_orbits_and_masses():
 
 
 def test_mode_tv_floor_matches_the_exact_binomial_expectation():
-    from phase_retrieval_gmm import mode_tv_floor
+    from invprob.evaluation import mode_tv_floor
 
     # Two orbits of weight 1/2, n = 4 samples: TV = |k/4 − 1/2| with k ~ Bin(4, 1/2),
     # E = (2·1/2·1/16 + 0 + 2·1/4·4/16) = 3/16 (zero frequencies included).
@@ -57,9 +56,9 @@ def test_mode_tv_floor_matches_the_exact_binomial_expectation():
 
 
 def test_every_daps_sweep_variant_is_a_valid_solver_setting():
-    from phase_retrieval_daps_sweep import VARIANTS
-
     from invprob.registry import get_solver
+
+    VARIANTS = load_benchmark("phase_retrieval_daps_sweep").VARIANTS
 
     for preset, overrides in VARIANTS.values():
         solver = get_solver(preset, **overrides)
@@ -71,7 +70,7 @@ def test_reference_sampler_reweights_modes_exactly():
     ½N((−2, 0), 0.5²I), likelihood |x₁| = 2 with σ = 0.1. Each branch of the likelihood meets one
     component, so the posterior weights are ∝ N(0; 0, s_k² + 0.1²): 0.695 / 0.305 (not the prior's
     ½ / ½; the cross terms are below e^−190). Laplace would not be needed: the frequencies are."""
-    from phase_retrieval_gmm import reference_sampler
+    from invprob.evaluation import reference_sampler
 
     means = torch.tensor([[2.0, 0.0], [-2.0, 0.0]], dtype=torch.float64)
     scales = torch.tensor([0.2, 0.5], dtype=torch.float64)
@@ -99,7 +98,7 @@ def test_reference_sampler_reweights_modes_exactly():
 def test_orbit_plot_pools_the_rest_and_marks_the_truth(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from phase_retrieval_gmm import plot_orbits
+    plot_orbits = load_benchmark("phase_retrieval_gmm").plot_orbits
 
     report = {"seed": 7, "oversampling": 4.0, "sigma_y": 0.05,
               "census": {"weights": [0.9, 0.1, 0.0], "reference_weights": [0.5, 0.3, 0.2], "truth_orbit": 1},
@@ -120,9 +119,9 @@ def test_exact_conditional_daps_uses_the_exact_score_of_p_x0_given_xt():
     mean P⁻¹(Σ⁻¹μ + x_t/σ²): the diagnostic's prior score must be −P (x0 − mean)."""
     from types import SimpleNamespace
 
+    from invprob.evaluation import ExactConditionalDAPS
     from invprob.priors import GaussianMixture
     from invprob.registry import get_solver
-    from phase_retrieval_gmm import ExactConditionalDAPS
 
     g = torch.Generator().manual_seed(0)
     d, sigma = 4, 0.3
@@ -131,7 +130,7 @@ def test_exact_conditional_daps_uses_the_exact_score_of_p_x0_given_xt():
     density = GaussianMixture(torch.ones(1, dtype=torch.float64), mu[None], cov[None], (1, 2, 2))
     solver = ExactConditionalDAPS.from_daps(get_solver("daps"), density.log_prob)
     x0, xt = (torch.randn(3, 1, 2, 2, generator=g, dtype=torch.float64) for _ in range(2))
-    score = solver._prior_score(SimpleNamespace(x=xt), x0, x0_hat=None, sigma=sigma).flatten(1)
+    score = solver.prior_score(SimpleNamespace(x=xt), x0, x0_hat=None, sigma=sigma).flatten(1)
     precision = torch.linalg.inv(cov) + torch.eye(d, dtype=torch.float64) / sigma**2
     mean = torch.linalg.solve(precision, (torch.linalg.inv(cov) @ mu)[:, None] + xt.flatten(1).T / sigma**2).T
     torch.testing.assert_close(score, -(x0.flatten(1) - mean) @ precision.T)

@@ -248,8 +248,9 @@ def test_multicoil_mri_on_real_8coil_kspace():
     corners = torch.stack([magnitude[:20, :20].mean(), magnitude[-20:, -20:].mean()]).mean()
     assert centre > 5 * corners
     x, history = op.cg_sense(y, num_iters=30)
-    # Measured: the relative data-consistency residual ‖A x − y‖/‖y‖ of CG-SENSE is 0.115 after
-    # one iteration and 0.046 after 30 (the rest is noise and what the estimated maps miss).
+    # The relative data-consistency residual ‖A x − y‖/‖y‖ of CG-SENSE after 30 iterations is small
+    # and under half its first-iteration value; it does not reach 0 (noise and what the estimated
+    # maps miss).
     assert history[-1] < 0.055 and history[-1] < 0.5 * history[0]
     assert np.all(np.diff(history) < 1e-6)  # monotone: CG on the normal equations
 

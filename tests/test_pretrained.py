@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from invprob.priors import CheckpointError, sha256
+from invprob.errors import CheckpointError
+from invprob.priors import sha256
 from invprob.priors.cards import fetch, load_from_card
 from invprob.registry import available, get_prior
 
@@ -36,13 +37,13 @@ def adm_file(tmp_path_factory):
 
 
 def test_adm_checkpoint_loads_through_its_card_and_matches_the_network(adm_file):
-    from invprob import schedules
+    from invprob import sampling
 
     folder, unet = adm_file
     card = _card(folder, "adm", ["ffhq_10m.pt"], variant="ffhq", resolution=64)
     prior = load_from_card(card, folder=folder)
     assert prior.x_shape == (3, 64, 64)
-    abar = schedules.alphas_cumprod_from_betas(schedules.linear_betas(1000, 1e-4, 0.02))
+    abar = sampling.alphas_cumprod_from_betas(sampling.linear_betas(1000, 1e-4, 0.02))
     t = torch.tensor([100, 600])
     x0 = torch.rand(2, 3, 64, 64) * 2 - 1
     a = abar[t].float().reshape(-1, 1, 1, 1)

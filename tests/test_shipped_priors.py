@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import needs_data
-from invprob.metrics import psnr
+from invprob.evaluation import psnr
 from invprob.registry import available, get_prior
 
 
@@ -16,7 +16,7 @@ def test_mnist_prior_is_listed_and_loads_with_its_checksum():
 
 @needs_data
 def test_mnist_prior_denoises_held_apart_digits():
-    from invprob.training import load_images
+    from invprob.evaluation import load_images
 
     prior = get_prior("mnist")
     clean = load_images("mnist", 32, holdout=500)[1][:2]  # MNIST test images 9500, 9501: never trained on
@@ -30,13 +30,9 @@ def test_mnist_prior_denoises_held_apart_digits():
 
 
 def _held_apart(name):
-    import sys
-    from pathlib import Path
+    from invprob.evaluation import held_apart  # the held-apart sets of benchmarks/priors.py
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from priors import HELD_APART  # the benchmark's own held-apart sets
-
-    clean = HELD_APART[name]()[:2]
+    clean = held_apart(name)[:2]
     return clean[..., 64:192, 64:192] if name == "natural-gray" else clean  # Set12 01, 02: centre 128² crops
 
 

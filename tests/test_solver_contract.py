@@ -19,10 +19,10 @@ SOLVER_PRESETS = registry.available()["solvers"]
 
 def build(name, steps=FAST_STEPS, population=64, inner_steps=None):
     """The preset with few steps (and, with ``inner_steps``, few Langevin / prior-ODE steps)."""
-    target = registry.load_preset("solvers", name)["_target_"] if name in registry._presets("solvers") else None
+    target = registry.load_preset("solvers", name)["_target_"] if name in registry.presets("solvers") else None
     overrides = {}
     if target is not None:
-        params = inspect.signature(registry._locate(target)).parameters
+        params = inspect.signature(registry.locate(target)).parameters
         if "num_steps" in params:
             overrides["num_steps"] = steps
         for key in ("ensemble_size", "num_particles"):
@@ -208,7 +208,7 @@ def test_daps_hmc_step_is_the_official_damped_hmc_recursion():
     out = solver.step(state, 0)
     A, y = problem.operator.A, state.measurement.flatten(1)
     sigma, h, m = 2.0, 3e-3**0.5, 0.6
-    noise = solver._langevin_noise(state, 0, extra=1).flatten(2)
+    noise = solver.langevin_noise(state, 0, extra=1).flatten(2)
     x0_hat = out.x0_hat.flatten(1)
     x, v = x0_hat.clone(), noise[:, -1]
     for j in range(7):

@@ -5,8 +5,7 @@ own SW2 to the posterior; the benchmark (benchmarks/posterior_gmm.py) has the fu
 import pytest
 import torch
 
-from invprob import testbed
-from invprob.metrics import sliced_wasserstein
+from invprob.evaluation import sliced_wasserstein, testbed
 from invprob.registry import get_solver
 
 N = 200

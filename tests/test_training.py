@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from invprob.priors import CheckpointError
+from invprob.errors import CheckpointError
 from invprob.priors.shipped import load_shipped
 from invprob.training import TrainConfig, train
 
@@ -57,22 +57,22 @@ def test_corrupt_and_mismatched_weights_are_clear_errors(tmp_path):
 
 
 def test_per_sample_crops_and_flips(tmp_path):
-    from invprob.training import _batch
+    from invprob.training import training_batch
 
     data = tmp_path / "big.npy"
     np.save(data, np.arange(16 * 16, dtype=np.float32).reshape(1, 16, 16).repeat(3, 0) / 256)
     config = TrainConfig(data=str(data), image_size=8, batch_size=32, holdout=0, flips=True)
-    from invprob.training import load_images
+    from invprob.evaluation import load_images
 
     train_x, _ = load_images(config.data, 8)
-    x, _ = _batch(train_x, 0, config)
+    x, _ = training_batch(train_x, 0, config)
     assert x.shape == (32, 1, 8, 8)
     corners = {round(float(v), 4) for v in x[:, 0, 0, 0]}
     assert len(corners) > 5  # crops differ between samples of one batch
     rows = x[:, 0, 0]
     increasing = (rows[:, 1:] > rows[:, :-1]).all(1)
     assert 0 < int(increasing.sum()) < 32  # some samples flipped left-right, some not
-    again, _ = _batch(train_x, 0, config)
+    again, _ = training_batch(train_x, 0, config)
     assert torch.equal(x, again)  # step k's batch is a function of (seed, k)
 
 
@@ -97,7 +97,7 @@ def test_invprob_train_is_a_hydra_app_that_resumes(tmp_path):
     import sys
 
     np.save(tmp_path / "data.npy", np.random.default_rng(0).random((12, 8, 8)).astype(np.float32))
-    args = [sys.executable, "-m", "invprob.cli", "train", "data=data.npy", "out=run", "image_size=8",
+    args = [sys.executable, "-m", "invprob.app.cli", "train", "data=data.npy", "out=run", "image_size=8",
             "batch_size=4", "block_out_channels=[8,16]", "holdout=2", "checkpoint_every=2", "quiet=true"]
     first = subprocess.run(args + ["num_steps=2"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
@@ -111,9 +111,9 @@ def test_invprob_train_is_a_hydra_app_that_resumes(tmp_path):
 def test_export_config_of_crops_of_resized_images_is_the_resized_image():
     from types import SimpleNamespace
 
-    from invprob.training import _export_config
+    from invprob.training import export_config
 
     unet = SimpleNamespace(config={})
-    crops = _export_config(TrainConfig(data="brain-mri", image_size=96, resize=128), unet)
+    crops = export_config(TrainConfig(data="brain-mri", image_size=96, resize=128), unet)
     assert crops["x_shape"] == [1, 128, 128]  # trained on 96² crops of 128² slices: meant for 128²
-    assert _export_config(TrainConfig(data="mnist", image_size=32), unet)["x_shape"] == [1, 32, 32]
+    assert export_config(TrainConfig(data="mnist", image_size=32), unet)["x_shape"] == [1, 32, 32]

@@ -2,7 +2,7 @@
 # The GPU cells of benchmarks/results/restoration_set12.md, one device call per stage list. From the repo root:
 #   OUT=/tmp/out INVPROB_DATA=/path/to/shared/data [STAGES="base enkg1024 enkg2048"] bash benchmarks/gpu/restoration_set12.sh
 # then, on any machine, merge them into the committed table:
-#   python benchmarks/restoration_set12.py --merge-from $OUT/*/restoration_set12.json
+#   python benchmarks/restoration_set12.py --merge-from $(ls $OUT/*/restoration_set12.json | grep -v /check/)
 # STAGES (default "base"; ENKG_1024=1 still appends enkg1024):
 #   base: two processes share the GPU, each merging into its own copy of the results JSON
 #         (rewritten after every cell, so a run cut short keeps the cells it finished):

@@ -12,15 +12,15 @@ RECIPE=${RECIPE:-gpu}
 SCALE=${SCALE:-1}
 PY=${PY:-python3}
 ONLY=${ONLY:-}
-if [ "$RECIPE" = cpu ]; then DEVICE=${DEVICE:-cpu}; AMP=${AMP:-}; else DEVICE=${DEVICE:-cuda}; AMP=${AMP:---amp}; fi
+if [ "$RECIPE" = cpu ]; then DEVICE=${DEVICE:-cpu}; AMP=${AMP:-false}; else DEVICE=${DEVICE:-cuda}; AMP=${AMP:-true}; fi
 mins() { $PY -c "print($1 * $SCALE)"; }
 run() {  # name, then train arguments
   local name=$1; shift
   if [ -n "$ONLY" ] && [ "$ONLY" != "$name" ]; then return; fi
   local t0=$(date +%s)
   rm -rf "runs/$name" "export/$name"
-  $PY -m invprob.training --out "runs/$name" --device "$DEVICE" $AMP --quiet --num-steps 1000000 \
-      --checkpoint-every 1000000 --seed 0 "$@" 2>&1 | tail -3
+  $PY -m invprob.app.cli train out="runs/$name" device="$DEVICE" amp="$AMP" quiet=true num_steps=1000000 \
+      checkpoint_every=1000000 seed=0 "$@" 2>&1 | tail -3
   $PY -c "from invprob.training import export_prior; export_prior('runs/$name', 'export/$name')"
   echo "$name: $(( $(date +%s) - t0 )) s wall, steps $($PY -c "import json; print(json.load(open('export/$name/config.json'))['training']['steps_done'])")"
   tar -C export -cf "$OUT/$name.tar" "$name"
@@ -29,18 +29,18 @@ mkdir -p export "$OUT"
 if [ "$RECIPE" = cpu ]; then
   # Same data, crops and objective as the GPU recipe; network and batch sized for 2 cores
   # (the CPU-trained mnist prior's 16/32/64 UNet, one layer per block).
-  run natural-gray --data train400 --holdout 0 --image-size 64 --batch-size 32 --flips --lr 4e-4 \
-      --block-out-channels 16 32 64 --layers-per-block 1 --max-minutes "$(mins 60)"
-  run brain-mri --data brain-mri --holdout 5 --resize 128 --image-size 96 --batch-size 16 --flips --lr 4e-4 \
-      --block-out-channels 16 32 64 --layers-per-block 1 --max-minutes "$(mins 45)"
+  run natural-gray data=train400 holdout=0 image_size=64 batch_size=32 flips=true lr=4e-4 \
+      block_out_channels=[16,32,64] layers_per_block=1 max_minutes="$(mins 60)"
+  run brain-mri data=brain-mri holdout=5 resize=128 image_size=96 batch_size=16 flips=true lr=4e-4 \
+      block_out_channels=[16,32,64] layers_per_block=1 max_minutes="$(mins 45)"
   exit 0
 fi
 # Natural grayscale images: 64x64 patches of train400 (all 400 images; Set12 is the held-apart test set).
-run natural-gray --data train400 --holdout 0 --image-size 64 --batch-size 128 --flips --lr 4e-4 \
-    --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 3.5)"
+run natural-gray data=train400 holdout=0 image_size=64 batch_size=128 flips=true lr=4e-4 \
+    block_out_channels=[32,64,128] layers_per_block=2 max_minutes="$(mins 3.5)"
 # Brain MRI: slices 1-35 resized to 128x128, random 96x96 crops; slices 36-40 held apart.
-run brain-mri --data brain-mri --holdout 5 --resize 128 --image-size 96 --batch-size 64 --flips --lr 4e-4 \
-    --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 2.0)"
+run brain-mri data=brain-mri holdout=5 resize=128 image_size=96 batch_size=64 flips=true lr=4e-4 \
+    block_out_channels=[32,64,128] layers_per_block=2 max_minutes="$(mins 2.0)"
 # MNIST, rectified flow: test images 0-9499 (9500-9999 held apart, as for the EDM prior).
-run mnist-flow --data mnist --holdout 500 --image-size 32 --batch-size 128 --objective flow --lr 4e-4 \
-    --block-out-channels 32 64 128 --layers-per-block 2 --max-minutes "$(mins 1.5)"
+run mnist-flow data=mnist holdout=500 image_size=32 batch_size=128 objective=flow lr=4e-4 \
+    block_out_channels=[32,64,128] layers_per_block=2 max_minutes="$(mins 1.5)"

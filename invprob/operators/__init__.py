@@ -1,4 +1,4 @@
-"""Forward operators (DESIGN contract 3): one file per modality."""
+"""Forward operators (contract 3 of ``docs/design.md``): one file per modality."""
 
 from .base import SVD, LinearOperator, Operator
 from .blackbox import BlackBox

@@ -1,4 +1,4 @@
-"""The operator contract (DESIGN contract 3).
+"""The operator contract (contract 3 of ``docs/design.md``).
 
 An operator is a ``torch.nn.Module`` whose ``forward(x) -> y`` is the noiseless forward
 model on batches ``(B, *x_shape) -> (B, *y_shape)``. Parameters (kernels, masks, coil maps,
@@ -15,10 +15,10 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_shape, check_tensor
+from ..checks import check_shape, check_tensor
 from ..errors import CapabilityError
 
-__all__ = ["Operator", "LinearOperator", "SVD", "per_row"]
+__all__ = ["Operator", "LinearOperator", "SVD", "per_row", "squared_residual", "spectral_norm"]
 
 
 def per_row(param: Tensor, batch: int, name: str = "parameter") -> Tensor:
@@ -68,12 +68,20 @@ class Operator(nn.Module):
     has_svd: bool = False
     differentiable: bool = True
     black_box: bool = False
+    #: ``forward`` accepts complex images (e.g. MRI in ``image_mode="complex"``)
+    complex_input: bool = False
+    #: ``forward`` returns complex measurements (MRI k-space); ``None``: not known in advance
+    complex_output: bool | None = False
 
     def __init__(self, x_shape: tuple[int, ...] | None = None,
                  y_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        self.x_shape = tuple(x_shape) if x_shape is not None else None
-        self.y_shape = tuple(y_shape) if y_shape is not None else None
+        for name, shape in (("x_shape", x_shape), ("y_shape", y_shape)):
+            if shape is not None and (len(tuple(shape)) == 0 or any(
+                    isinstance(n, bool) or int(n) != n or n < 1 for n in tuple(shape))):
+                raise ValueError(f"`{name}` must be a tuple of positive sizes such as (1, 64, 64), got {shape!r}.")
+        self.x_shape = tuple(int(n) for n in x_shape) if x_shape is not None else None
+        self.y_shape = tuple(int(n) for n in y_shape) if y_shape is not None else None
 
     # -- capabilities ---------------------------------------------------------------
     def adjoint(self, y: Tensor) -> Tensor:
@@ -103,7 +111,7 @@ class Operator(nn.Module):
         check_tensor(x, name)
         if self.x_shape is not None:
             check_shape(x, self.x_shape, name)
-        if x.is_complex() and not getattr(self, "complex_input", False):
+        if x.is_complex() and not self.complex_input:
             raise TypeError(f"`{name}` is complex ({x.dtype}) but {type(self).__name__} acts on "
                             f"real images; pass real/imag as 2 channels or the magnitude.")
 
@@ -112,6 +120,26 @@ class Operator(nn.Module):
         for tensor in list(self.buffers()) + list(self.parameters()):
             return tensor.device
         return torch.device("cpu")
+
+    def to(self, *args, **kwargs) -> "Operator":
+        """As ``nn.Module.to``, except that a real floating ``dtype`` moves complex buffers
+        (coil maps, Fourier masks) to the complex dtype of the same precision instead of
+        discarding their imaginary part: ``.to(torch.float32)`` keeps coil maps complex64."""
+        # Probe the requested device/dtype with the same arguments: a dtype was requested iff
+        # both probes end with the same one.
+        probe32 = torch.empty(0, dtype=torch.float32).to(*args, **kwargs)
+        probe64 = torch.empty(0, dtype=torch.float64).to(*args, **kwargs)
+        dtype = probe32.dtype if probe32.dtype == probe64.dtype else None
+        if dtype is None or not dtype.is_floating_point:
+            return super().to(*args, **kwargs)
+        complex_dtype = torch.promote_types(dtype, torch.complex64)
+
+        def convert(t: Tensor) -> Tensor:
+            if t.is_complex():
+                return t.to(device=probe32.device, dtype=complex_dtype)
+            return t.to(device=probe32.device, dtype=dtype if t.is_floating_point() else None)
+
+        return self._apply(convert)
 
     @property
     def x_numel(self) -> int:
@@ -147,3 +175,26 @@ class LinearOperator(Operator):
         dtype = dtype if dtype.is_floating_point else torch.float64
         eye = torch.eye(d, dtype=dtype, device=self.device).reshape(d, *self.x_shape)
         return self.forward(eye).reshape(d, -1).T
+
+
+def squared_residual(operator: Operator, x: Tensor, measurement: Tensor) -> Tensor:
+    """Per-sample ``‖A(x) − y‖²`` (complex measurements: squared modulus), shape ``(B,)``."""
+    return (operator(x) - measurement).abs().pow(2).flatten(1).sum(1)
+
+
+def spectral_norm(operator: Operator, dtype: torch.dtype, device: torch.device | str,
+                  num_iters: int = 30) -> float:
+    """Largest singular value ``‖A‖`` of a linear operator by power iteration on ``AᵀA``
+    (a fixed seed, so the value is reproducible)."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn((1, *operator.x_shape), generator=g, dtype=dtype).to(device)
+    v = v / v.norm()
+    value = 0.0
+    with torch.no_grad():
+        for _ in range(num_iters):
+            w = operator.adjoint(operator(v))
+            value = w.norm().item()
+            if value == 0:
+                return 0.0
+            v = w / value
+    return value**0.5

@@ -30,6 +30,7 @@ class BlackBox(Operator):
 
     differentiable = False
     black_box = True
+    complex_output = None  # whatever ``fn`` returns
 
     def __init__(self, fn: Callable, output_shape: tuple[int, ...],
                  x_shape: tuple[int, ...] | None = None, numpy: bool = False) -> None:

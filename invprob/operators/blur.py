@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_tensor
+from ..checks import check_tensor
 from ..errors import CapabilityError
 from .base import SVD, LinearOperator, per_row
 

@@ -22,6 +22,8 @@ class FromDeepinv(Operator):
         x_shape: image shape ``(C, H, W)``; ``y_shape`` is found by one forward call.
     """
 
+    complex_output = None  # deepinv physics may measure complex values (MRI)
+
     def __init__(self, physics, x_shape: tuple[int, ...]) -> None:
         import deepinv
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor
+from ..checks import check_tensor
 from .base import SVD, LinearOperator, per_row
 
 __all__ = ["Inpainting", "box_mask", "random_mask"]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor
+from ..checks import check_tensor
 from .base import SVD, LinearOperator
 
 __all__ = ["MatrixOperator", "Identity"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor
+from ..checks import check_tensor
 from ..errors import CapabilityError
 from ._fft import fft2c, ifft2c
 from .base import SVD, LinearOperator, per_row
@@ -59,6 +59,7 @@ def _check_mask(mask: Tensor, x_shape: tuple[int, ...] | None) -> Tensor:
 
 class _MRIBase(LinearOperator):
     complex_input = False
+    complex_output = True
 
     def __init__(self, mask: Tensor, image_mode: str, x_shape, y_shape) -> None:
         if image_mode not in IMAGE_MODES:
@@ -193,7 +194,7 @@ class MultiCoilMRI(_MRIBase):
         equations (CG-SENSE, Pruessmann et al. 2001). Returns ``x`` and the relative
         residuals ``‖A x_k − y‖ / ‖y‖`` per iteration."""
         def normal(v):
-            return self.adjoint(self(v)) + damping * v
+            return self.adjoint(self.forward(v)) + damping * v
 
         b = self.adjoint(y)
         x = torch.zeros_like(b)
@@ -210,7 +211,7 @@ class MultiCoilMRI(_MRIBase):
             rs_new = (r * r).flatten(1).sum(1)
             p = r + (rs_new / rs.clamp_min(1e-30)).view(-1, 1, 1, 1) * p
             rs = rs_new
-            history.append(((self(x) - y).abs().flatten(1).norm(dim=1) / y_norm).max().item())
+            history.append(((self.forward(x) - y).abs().flatten(1).norm(dim=1) / y_norm).max().item())
         return x, history
 
     def pinv(self, y: Tensor) -> Tensor:

@@ -41,9 +41,9 @@ class PhaseRetrieval(Operator):
     (``PhaseRetrievalOperator`` in ``guided_diffusion/measurements.py``); DAPS first maps it to
     [0, 1], ``x/2 + 1/2`` (``PhaseRetrieval`` in ``forward_operator/__init__.py``):
     ``unit_range=True``, preset ``phase-retrieval-daps``. The offset makes it a different
-    problem (on the GMM test bed of ``benchmarks/phase_retrieval_gmm.py`` at oversampling 4, 87
-    posterior modes hold 90 % of the mass against 3 without it), so results are comparable only
-    within one convention.
+    problem with a differently spread posterior (GMM test bed:
+    ``benchmarks/results/phase_retrieval_gmm_seed7_os4_unit_range_reference_smc.json`` against
+    ``…_os4_reference_smc.json``), so results are comparable only within one convention.
     :meth:`trivial_images` gives the ambiguities of either.
 
     Args:

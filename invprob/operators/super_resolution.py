@@ -68,6 +68,8 @@ class SuperResolution(LinearOperator):
         if len(x_shape) != 3:
             raise ValueError(f"`x_shape` must be (C, H, W), got {x_shape}.")
         C, H, W = x_shape
+        if min(x_shape) < 1:
+            raise ValueError(f"`x_shape` must be positive sizes (C, H, W), got {x_shape}.")
         if int(factor) != factor or factor < 1 or H % factor or W % factor:
             raise ValueError(f"`factor` must be an integer dividing the image size {H}x{W}, got {factor}.")
         factor = int(factor)

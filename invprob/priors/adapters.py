@@ -1,7 +1,7 @@
 """Adapters: every network parameterisation converted to the σ-space denoiser, once.
 
 A network is a callable ``net(x_in, t) -> output`` on batches. The conversions
-(DESIGN contract 2), for ``x = x0 + σ n`` in σ-space:
+(contract 2 of ``docs/design.md``), for ``x = x0 + σ n`` in σ-space:
 
 * VP / DDPM (ε-, v- or x0-prediction): ``ᾱ = 1/(1+σ²)``, the network sees
   ``x_t = x / sqrt(1+σ²)`` at the (fractional) training timestep ``t`` whose ``ᾱ_t`` equals
@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .. import schedules
+from .. import sampling
 from .base import Prior
 
 __all__ = ["VPPrior", "FlowPrior", "EDMPrior", "PREDICTIONS"]
@@ -44,7 +44,7 @@ def _declare_dtype(prior: Prior, dtype: torch.dtype | None) -> None:
     if own and own != {dtype}:
         raise ValueError(f"`dtype` is {dtype} but the network's parameters are {sorted(map(str, own))}; drop "
                          f"`dtype` (it is for parameter-free networks) or convert the network with .to(dtype).")
-    prior._declared_dtype = dtype
+    prior.declare_dtype(dtype)
 
 
 class VPPrior(Prior):
@@ -78,7 +78,7 @@ class VPPrior(Prior):
         abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64)
         if abar.dim() != 1 or not ((abar > 0) & (abar < 1)).all():
             raise ValueError("`alphas_cumprod` must be a (T,) tensor with values in (0, 1).")
-        self.register_buffer("log_sigmas", schedules.sigma_from_alphas_cumprod(abar).log(), persistent=False)
+        self.register_buffer("log_sigmas", sampling.sigma_from_alphas_cumprod(abar).log(), persistent=False)
         _declare_dtype(self, dtype)
 
     @property
@@ -146,7 +146,7 @@ class FlowPrior(Prior):
         _declare_dtype(self, dtype)
 
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
-        t = schedules.flow_time_from_sigma(sigma)
+        t = sampling.flow_time_from_sigma(sigma)
         tb = _bcast(t, x)
         x_t = x * (1 - tb)  # = x / (1 + σ)
         v = self.network(x_t, t * self.time_scale)
@@ -178,9 +178,5 @@ class EDMPrior(Prior):
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         if self.preconditioned:
             return self.network(x, sigma)
-        s = _bcast(sigma, x)
-        sd2 = self.sigma_data**2
-        c_skip = sd2 / (s**2 + sd2)
-        c_out = s * self.sigma_data / (s**2 + sd2).sqrt()
-        c_in = 1 / (s**2 + sd2).sqrt()
-        return c_skip * x + c_out * self.network(c_in * x, sigma.log() / 4)
+        c_skip, c_out, c_in, c_noise = sampling.edm_preconditioning(_bcast(sigma, x), self.sigma_data)
+        return c_skip * x + c_out * self.network(c_in * x, c_noise.reshape(-1))

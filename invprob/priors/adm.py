@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .. import schedules
+from .. import sampling
 from .adapters import VPPrior
-from .loading import CheckpointError, load_state_dict
+from ..errors import CheckpointError
+from .loading import load_state_dict
 
 __all__ = ["ADM_VARIANTS", "build_adm", "load_adm"]
 
@@ -84,7 +85,7 @@ def load_adm(path: str | Path, variant: str = "ffhq", sha256: str | None = None,
     unet.load_state_dict(state, strict=True)
     unet.eval().requires_grad_(False)
     # guided-diffusion's default schedule: linear β from 1e-4 to 0.02 over 1000 steps
-    abar = schedules.alphas_cumprod_from_betas(schedules.linear_betas(1000, 1e-4, 0.02))
+    abar = sampling.ddpm_alphas_cumprod(1000, 1e-4, 0.02)
     x_shape = (3, image_size, image_size) if image_size is not None else None
     prior = VPPrior(_ADMCall(unet), abar, prediction="epsilon", x_shape=x_shape, learn_sigma=True,
                     clip_denoised=clip_denoised)

@@ -1,11 +1,15 @@
-"""The prior contract (DESIGN contract 2): a denoiser in σ-space."""
+"""The prior contract (contract 2 of ``docs/design.md``): a denoiser in σ-space."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
-from .._checks import as_sigma, check_shape, check_tensor
+from ..checks import as_sigma, check_shape, check_tensor
 
 __all__ = ["Prior"]
 
@@ -48,6 +52,29 @@ class Prior(nn.Module):
             raise ValueError(f"`max_batch` must be a positive int or None, got {value!r}.")
         self._max_batch = value
 
+    @property
+    def declared_dtype(self) -> torch.dtype | None:
+        """The dtype declared by an adapter's ``dtype`` argument or a reduced-precision loader
+        (``None`` when the parameters or buffers decide it); see :attr:`dtype`."""
+        return self._declared_dtype
+
+    def declare_dtype(self, dtype: torch.dtype | None) -> None:
+        """Fix the dtype :meth:`denoise` takes and returns (``None``: let the parameters decide);
+        for parameter-free networks and networks run in reduced precision behind a float32
+        interface."""
+        self._declared_dtype = dtype
+
+    def register_denoise_hook(self, hook: Callable[["Prior", Tensor, Tensor], None]) -> RemovableHandle:
+        """Call ``hook(prior, x, sigma)`` before every :meth:`denoise` call (one call, however
+        many chunks ``max_batch`` splits it into). Returns a handle whose ``remove()`` detaches
+        it — the counterpart of ``nn.Module.register_forward_pre_hook`` for ``denoise``; the
+        solvers' NFE count uses it."""
+        if "_denoise_hooks" not in self.__dict__:
+            self._denoise_hooks: OrderedDict[int, Callable] = OrderedDict()  # weak-referenceable
+        handle = RemovableHandle(self._denoise_hooks)
+        self._denoise_hooks[handle.id] = hook
+        return handle
+
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -68,6 +95,8 @@ class Prior(nn.Module):
             raise ValueError(f"`x` has size {tuple(x.shape[-2:])}, but this prior's network needs height and "
                              f"width divisible by {self.size_multiple}; crop or pad the image.")
         sigma = as_sigma(sigma, x.shape[0], x)
+        for hook in self.__dict__.get("_denoise_hooks", {}).values():
+            hook(self, x, sigma)
         chunk = self._max_batch
         if chunk is None or x.shape[0] <= chunk:
             return self._denoise(x, sigma)

@@ -1,8 +1,8 @@
 """Model cards: pretrained priors that users bring (``priors/<name>.yaml`` with a ``card:`` block).
 
-A card names the architecture, the expected files with their sha256 (``null`` where we could not
-verify the published file offline), the data range, the resolution and where the weights come
-from. :func:`load_from_card` never downloads: it looks for the files in ``folder`` (default
+A card names the architecture, the expected files with their sha256 (``null`` where the
+checksum is not pinned), the data range, the resolution and where the weights come from.
+:func:`load_from_card` never downloads: it looks for the files in ``folder`` (default
 ``$INVPROB_CACHE/<name>``, else ``~/.cache/invprob/<name>``) and a missing file is one
 :class:`CheckpointError` naming the file, its checksum and the path to place it at.
 :func:`fetch` (``invprob fetch-prior NAME``) downloads into that cache when the machine is
@@ -14,6 +14,7 @@ online. Architectures: ``adm`` (:func:`~invprob.priors.adm.load_adm`), ``diffuse
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -22,9 +23,10 @@ from typing import Any
 
 import torch
 
-from .loading import CheckpointError, set_network_options, sha256
+from ..errors import CheckpointError
+from .loading import set_network_options, sha256
 
-__all__ = ["cache_dir", "card_folder", "missing_files", "load_from_card", "fetch", "ARCHITECTURES"]
+__all__ = ["cache_dir", "card_folder", "missing_files", "load_from_card", "fetch", "weights_status", "ARCHITECTURES"]
 
 ARCHITECTURES = ("adm", "diffusers-unet", "stable-diffusion", "ldm-vq")
 
@@ -34,8 +36,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("INVPROB_CACHE") or Path.home() / ".cache" / "invprob")
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
 def card_folder(card: dict, folder: str | Path | None = None) -> Path:
-    return Path(folder) if folder is not None else cache_dir() / card["name"]
+    """Where a card's files live: ``folder``, else ``<cache>/<name>`` (the name is checked to
+    be a plain folder name, so a card cannot point outside the cache)."""
+    if folder is not None:
+        return Path(folder)
+    name = card.get("name")
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise CheckpointError(f"model card name {name!r} is not a plain folder name (letters, digits, _ . + -).")
+    return cache_dir() / name
+
+
+def _file_path(root: Path, relative: object) -> Path:
+    """``root / relative`` for a card's ``files[].path``, refused unless it stays inside ``root``."""
+    if not isinstance(relative, str) or not relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise CheckpointError(f"model card file path {relative!r} must be a relative path inside the prior's "
+                              f"folder (no '..', not absolute).")
+    return root / relative
 
 
 def _check_card(card: dict) -> None:
@@ -45,17 +65,21 @@ def _check_card(card: dict) -> None:
     if card["architecture"] not in ARCHITECTURES:
         raise CheckpointError(f"model card {card['name']!r}: architecture {card['architecture']!r} is not one of "
                               f"{ARCHITECTURES}.")
+    card_folder(card)  # the name must be a plain folder name
+    for f in card["files"]:
+        _file_path(Path("."), f.get("path") if isinstance(f, dict) else f)
 
 
 def missing_files(card: dict, folder: str | Path | None = None) -> list[str]:
     """The card's files absent from ``folder`` (relative paths)."""
+    _check_card(card)
     root = card_folder(card, folder)
-    return [f["path"] for f in card["files"] if not (root / f["path"]).is_file()]
+    return [f["path"] for f in card["files"] if not _file_path(root, f["path"]).is_file()]
 
 
 def _verify(card: dict, root: Path) -> None:
     for f in card["files"]:
-        path = root / f["path"]
+        path = _file_path(root, f["path"])
         if not path.is_file():
             checksum = f.get("sha256") or "not published in the card"
             raise CheckpointError(
@@ -117,7 +141,7 @@ def fetch(card: dict[str, Any], folder: str | Path | None = None, progress: bool
         except Exception as err:
             raise CheckpointError(_offline_message(card, root, err)) from err
     for f in card["files"]:
-        target = root / f["path"]
+        target = _file_path(root, f["path"])
         if target.is_file() or not f.get("url"):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -147,3 +171,20 @@ def _offline_message(card: dict, root: Path, err: Exception) -> str:
                       for f in card["files"] if not (root / f["path"]).is_file())
     return (f"cannot download prior {card['name']!r} ({err}); this machine may be offline. Place the files by hand: "
             f"{files}. Source: {card.get('source', '?')}")
+
+
+def weights_status(config: dict[str, Any]) -> str:
+    """One line on a prior preset's weights in this installation: present (and where) or
+    missing (and how to get them); ``""`` for priors without weights files (analytic ones)."""
+    from ..registry import locate
+    from .shipped import WEIGHTS, load_shipped
+
+    if "card" in config:
+        missing, folder = missing_files(config["card"]), card_folder(config["card"])
+        return (f"weights present: {folder}" if not missing else
+                f"weights missing: `invprob fetch-prior {config['card']['name']}` or place them in {folder}")
+    if locate(config["_target_"]) is load_shipped:
+        folder = WEIGHTS / config.get("name", "")
+        present = (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+        return "weights present" if present else f"weights missing: {folder}"
+    return ""

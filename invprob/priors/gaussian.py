@@ -8,7 +8,8 @@ With a GMM prior ``p(x) = Σ_k w_k N(μ_k, Σ_k)`` and a linear-Gaussian measure
   ``G_k = Σ_k Aᵀ S_k⁻¹``, mean ``μ_k + G_k (y − A μ_k)``, covariance ``Σ_k − G_k A Σ_k``,
   weight ``∝ w_k N(y; A μ_k, S_k)``.
 
-This is the test bed every solver is measured against (DESIGN "Correctness first").
+This is the test bed every solver is measured against (``docs/design.md``, "Correctness and
+where numbers live").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor
+from ..checks import check_tensor
 from ..noise import Gaussian
 from .base import Prior
 

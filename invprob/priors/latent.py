@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from .adapters import VPPrior
 from .base import Prior
-from .loading import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = ["LatentPrior", "load_stable_diffusion", "load_ldm_vq"]
 
@@ -164,12 +164,12 @@ def load_ldm_vq(folder: str | Path, dtype: torch.dtype = torch.float32) -> Laten
     directory (``vqvae/``, ``unet/``, ``scheduler/``). ``decode`` quantises, as LDM does."""
     from diffusers import UNet2DModel, VQModel
 
-    from .loading import _UNetCall
+    from .loading import UNetCall
 
     vq, unet, scheduler = _load_pipeline(folder, "LDM", VQModel, "vqvae", UNet2DModel, dtype)
     size = unet.config.sample_size
     latent_shape = (unet.config.in_channels, size, size)
-    latent = VPPrior(_UNetCall(unet), scheduler.alphas_cumprod, prediction=scheduler.config.prediction_type,
+    latent = VPPrior(UNetCall(unet), scheduler.alphas_cumprod, prediction=scheduler.config.prediction_type,
                      x_shape=latent_shape, data_range=None)
     factor = 2 ** (len(vq.config.block_out_channels) - 1)
     scaling = 1.0  # diffusers' LDMPipeline feeds the VQ latents unscaled (the config's default 0.18215 is unused)

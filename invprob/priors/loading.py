@@ -18,13 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..errors import CheckpointError
 from .adapters import FlowPrior, VPPrior
 
-__all__ = ["sha256", "load_state_dict", "from_diffusers", "CheckpointError"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing, corrupt, tampered, unsafe or mismatched."""
+__all__ = ["sha256", "load_state_dict", "from_diffusers"]
 
 
 def sha256(path: str | Path) -> str:
@@ -65,7 +62,7 @@ def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dic
     return state
 
 
-class _UNetCall(nn.Module):
+class UNetCall(nn.Module):
     """``net(x, t) -> unet(x, t).sample`` so a diffusers UNet fits the adapters (and moves with ``.to``)."""
 
     def __init__(self, unet: nn.Module) -> None:
@@ -107,7 +104,7 @@ def from_diffusers(path: str | Path, data_range: tuple[float, float] = (-1.0, 1.
     config = json.loads(sched_file.read_text())
     x_shape = (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size) \
         if isinstance(unet.config.sample_size, int) else None
-    network = _UNetCall(unet)
+    network = UNetCall(unet)
     if "FlowMatch" in config.get("_class_name", ""):
         return FlowPrior(network, time_scale=config.get("num_train_timesteps", 1000), x_shape=x_shape,
                          data_range=data_range)
@@ -153,7 +150,8 @@ def set_network_options(prior, dtype: torch.dtype | str | None = None, channels_
         interface = prior.dtype  # what the solver state stays in
         network.to(dtype)
         network = _Cast(network, dtype)
-        prior._declared_dtype = owner._declared_dtype = interface
+        prior.declare_dtype(interface)
+        owner.declare_dtype(interface)
     if channels_last:
         network.to(memory_format=torch.channels_last)
     if compile:

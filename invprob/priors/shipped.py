@@ -9,18 +9,27 @@ from pathlib import Path
 from .adapters import EDMPrior, FlowPrior
 import torch
 
-from .loading import CheckpointError, _UNetCall, load_state_dict, set_network_options
+from ..errors import CheckpointError
+from .loading import UNetCall, load_state_dict, set_network_options
 
-__all__ = ["load_shipped", "prior_from_network", "WEIGHTS"]
+__all__ = ["load_shipped", "prior_from_network", "WEIGHTS", "SHIPPED_SHA256"]
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+#: sha256 of every shipped ``model.safetensors``, checked at load whatever ``config.json`` says
+#: (a checksum only beside the file would vanish with an edit of that file)
+SHIPPED_SHA256 = {
+    "brain-mri": "572a768691bc51ab23812c51f17a6785216bac25cdc6913792d37e59a72ca6bd",
+    "mnist": "3b5fe85dcda6c1f3361c4cb594f35c06aba2ef457a8f488744a74e8213b32ea1",
+    "mnist-flow": "ffd76d2b2e54c9de3a66894e471a3baf010ef9cc287694791b59131c13319b32",
+    "natural-gray": "f014e539d6f8f10157669c7145e7918eab009be9ac83efe5516e7e1b7c29927e",
+}
 
 
 def prior_from_network(unet, config: dict):
     """Wrap a trained ``UNet2DModel`` by its objective: EDM-preconditioned denoiser or flow."""
     x_shape = tuple(config["x_shape"])
     data_range = tuple(config.get("data_range", (-1.0, 1.0)))
-    network = _UNetCall(unet.eval().requires_grad_(False))
+    network = UNetCall(unet.eval().requires_grad_(False))
     if config["objective"] == "edm":
         return EDMPrior(network, preconditioned=False, sigma_data=config["sigma_data"], x_shape=x_shape,
                         data_range=data_range)
@@ -39,6 +48,9 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
     network's down-sampling divides (``x_shape`` is dropped, ``size_multiple`` set)."""
     from diffusers import UNet2DModel
 
+    if folder is None and name not in SHIPPED_SHA256:
+        raise CheckpointError(f"no shipped prior {name!r}; expected one of: {', '.join(sorted(SHIPPED_SHA256))} "
+                              f"(a trained run of your own: pass its `folder`).")
     folder = Path(folder) if folder is not None else WEIGHTS / name
     config_file, weights = folder / "config.json", folder / "model.safetensors"
     if not config_file.is_file() or not weights.is_file():
@@ -46,7 +58,8 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
                               f"`invprob train` (see README) or reinstall the package.")
     config = json.loads(config_file.read_text())
     unet = UNet2DModel(**config["unet"])
-    state = load_state_dict(weights, config.get("sha256"))
+    expected = SHIPPED_SHA256.get(name) if folder == WEIGHTS / name else config.get("sha256")
+    state = load_state_dict(weights, expected)
     try:
         unet.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -1,4 +1,4 @@
-"""Posterior samplers on the common step API (DESIGN contract 4), one file per method."""
+"""Posterior samplers on the common step API, one file per method (contract 4 of ``docs/design.md``)."""
 
 from .base import SolveResult, Solver, State
 from .daps import DAPS

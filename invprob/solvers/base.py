@@ -1,14 +1,15 @@
-"""The solver contract (DESIGN contract 4): ``init`` / ``step`` / ``result`` and ``solve``.
+"""The solver contract: ``init`` / ``step`` / ``result`` and ``solve`` (contract 4 of ``docs/design.md``).
 
 A solve handles ``M`` measurements × ``K`` samples in one batch of ``B = M*K`` rows, row
 ``m*K + k`` holding sample ``k`` of measurement ``m``. Every reduction is per row; every
-random draw comes from the row's own stream (:mod:`invprob._rng`), so a sample does not
+random draw comes from the row's own stream (:mod:`invprob.streams`), so a sample does not
 depend on the batch it was drawn in.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -16,12 +17,13 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .. import _rng
+from .. import streams
 from ..errors import UnsupportedProblemError
+from ..noise import Gaussian
 from ..priors.base import Prior
 from ..problem import Problem
 
-__all__ = ["State", "Solver", "PopulationSolver", "SolveResult"]
+__all__ = ["State", "Solver", "PopulationSolver", "SolveResult", "SolveContext", "CallCounter"]
 
 
 @dataclass(kw_only=True)
@@ -52,6 +54,41 @@ class State:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class SolveContext:
+    """What every solver's first state is built from (validated by :meth:`Solver.init`).
+
+    Attributes:
+        problem, prior: what is being solved.
+        seeds: per-row random seeds ``(B,)`` (int64), ``B = M * rows_per_measurement``.
+        measurement: ``y`` repeated for each row ``(B, *y_shape)``.
+        num_measurements: ``M``.
+        num_samples: ``K``, the samples requested per measurement.
+        rows_per_measurement: rows carried per measurement: ``K``, or the population
+            (particles, ensemble) of a :class:`PopulationSolver`, of which ``K`` are returned.
+    """
+
+    problem: Problem
+    prior: Prior
+    seeds: Tensor
+    measurement: Tensor
+    num_measurements: int
+    num_samples: int
+    rows_per_measurement: int
+
+    def zeros(self) -> Tensor:
+        """Zeros ``(B, *x_shape)`` in the prior's dtype on the measurement's device."""
+        shape = self.prior.x_shape or self.problem.operator.x_shape
+        return torch.zeros((self.measurement.shape[0], *shape), dtype=self.prior.dtype,
+                           device=self.measurement.device)
+
+    def new_state(self, state_cls: type["State"], x: Tensor, sigma: float, **extra: Any) -> "State":
+        """A ``state_cls`` at iterate ``x`` (also used as ``x0_hat``) and noise level ``sigma``."""
+        return state_cls(x=x, x0_hat=x, sigma=x.new_full((x.shape[0],), sigma), seeds=self.seeds,
+                         measurement=self.measurement, num_measurements=self.num_measurements,
+                         num_samples=self.num_samples, problem=self.problem, prior=self.prior, **extra)
+
+
 @dataclass
 class SolveResult:
     """Output of :meth:`Solver.solve`.
@@ -71,35 +108,42 @@ class SolveResult:
     state: State = field(repr=False)
 
 
-class _Counter:
-    """Transparent proxy that counts calls to one method of a module."""
+class CallCounter:
+    """Counts denoiser and operator calls while active (a context manager over hooks).
 
-    def __init__(self, target: Any, method: str) -> None:
-        object.__setattr__(self, "_target", target)
-        object.__setattr__(self, "_method", method)
-        object.__setattr__(self, "calls", 0)
+    ``nfe`` counts :meth:`Prior.denoise` calls (:meth:`Prior.register_denoise_hook`);
+    ``operator_calls`` counts calls of the operator module (``nn.Module`` forward hooks:
+    ``operator(x)``, not the operator's internal uses of ``forward``).
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if name == self._method:
-            def counted(*args, **kwargs):
-                object.__setattr__(self, "calls", self.calls + 1)
-                return attr(*args, **kwargs)
-            return counted
-        return attr
+    def __init__(self, prior: Prior, operator: torch.nn.Module) -> None:
+        self.prior, self.operator = prior, operator
+        self.nfe = self.operator_calls = 0
+        self._handles: list = []
 
-    def __call__(self, *args, **kwargs):
-        if self._method == "__call__":
-            object.__setattr__(self, "calls", self.calls + 1)
-        return self._target(*args, **kwargs)
+    def _count_nfe(self, *_: Any) -> None:
+        self.nfe += 1
+
+    def _count_operator(self, *_: Any) -> None:
+        self.operator_calls += 1
+
+    def __enter__(self) -> "CallCounter":
+        self._handles = [self.prior.register_denoise_hook(self._count_nfe),
+                         self.operator.register_forward_pre_hook(self._count_operator)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 class Solver:
     """Base class of posterior samplers.
 
-    Subclasses set ``num_steps``, implement ``_init`` (build the first state from the
-    validated problem), ``step`` and optionally ``result``; list what they need of the
-    operator in ``requires`` (any of ``"differentiable"``, ``"linear"``, ``"svd"``,
+    Subclasses set ``num_steps``, implement ``start`` (build the first state from a
+    validated :class:`SolveContext`), ``step`` and optionally ``result``; list what they need
+    of the operator in ``requires`` (any of ``"differentiable"``, ``"linear"``, ``"svd"``,
     ``"pinv"``, ``"gaussian_noise"``) so that ``init`` refuses what they cannot handle.
     """
 
@@ -116,38 +160,32 @@ class Solver:
              generator: int | torch.Generator | None = None) -> State:
         """Validate the problem, then build the initial state for ``M × num_samples`` rows."""
         self.check(problem, prior)
-        return self._start(problem, prior, num_samples, generator)
+        return self.start(self.context(problem, prior, num_samples, generator))
 
-    def _start(self, problem: Problem, prior: Prior, num_samples: int,
-               generator: int | torch.Generator | None) -> State:
+    def context(self, problem: Problem, prior: Prior, num_samples: int,
+                generator: int | torch.Generator | None) -> SolveContext:
+        """The :class:`SolveContext` of a solve: per-row seeds and the measurement repeated
+        for each of the ``rows_per_measurement(num_samples)`` rows of every measurement."""
         self._check_num_samples(num_samples)
+        rows = self.rows_per_measurement(num_samples)
         M = problem.num_measurements
-        seeds = _rng.sample_seeds(generator, M, num_samples)
-        start = {"seeds": seeds, "measurement": problem.measurement.repeat_interleave(num_samples, dim=0),
-                 "num_measurements": M, "num_samples": num_samples, "problem": problem, "prior": prior}
-        return self._init(start)
+        _check_memory(M * rows, prior.x_shape or problem.operator.x_shape, prior.dtype, problem.measurement.device)
+        return SolveContext(problem=problem, prior=prior, seeds=streams.sample_seeds(generator, M, rows),
+                            measurement=problem.measurement.repeat_interleave(rows, dim=0),
+                            num_measurements=M, num_samples=num_samples, rows_per_measurement=rows)
+
+    def rows_per_measurement(self, num_samples: int) -> int:
+        """Rows the solver carries per measurement for ``num_samples`` requested samples."""
+        return num_samples
 
     @staticmethod
     def _check_num_samples(num_samples: object) -> None:
         if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive int, got {num_samples!r}.")
 
-    def _init(self, start: dict[str, Any]) -> State:
-        """Build the first state from ``start`` (the shared fields: seeds, repeated measurement,
-        ``num_measurements``, ``num_samples``, problem, prior), e.g. with :meth:`_new_state`."""
+    def start(self, context: SolveContext) -> State:
+        """Build the first state from ``context`` (e.g. with :meth:`SolveContext.new_state`)."""
         raise NotImplementedError
-
-    @staticmethod
-    def _zeros(start: dict[str, Any]) -> Tensor:
-        """Zeros ``(B, *x_shape)`` in the prior's dtype on the measurement's device."""
-        prior, measurement = start["prior"], start["measurement"]
-        shape = prior.x_shape or start["problem"].operator.x_shape
-        return torch.zeros((measurement.shape[0], *shape), dtype=prior.dtype, device=measurement.device)
-
-    @staticmethod
-    def _new_state(state_cls: type, start: dict[str, Any], x: Tensor, sigma: float, **extra: Any) -> State:
-        """A ``state_cls`` at iterate ``x`` (also used as ``x0_hat``) and noise level ``sigma``."""
-        return state_cls(x=x, x0_hat=x, sigma=x.new_full((x.shape[0],), sigma), **start, **extra)
 
     def step(self, state: State, i: int) -> State:
         raise NotImplementedError
@@ -185,11 +223,18 @@ class Solver:
             # run in fp16 / bf16) does not follow prior.to(dtype): only the problem can move.
             fix = (f"bring the operator and the measurement to {prior.dtype} with .to(dtype) (this prior's "
                    f"dtype is declared: prior.to(dtype) does not change it)"
-                   if prior._declared_dtype is not None else
+                   if prior.declared_dtype is not None else
                    "bring both to one precision (the prior with prior.to(dtype), or the operator and the "
                    "measurement with .to(dtype))")
             raise UnsupportedProblemError(f"the measurement is {y_dtype} (its real part, if complex) but the prior "
                                           f"computes in {prior.dtype}; {fix}.")
+        complex_dtype = torch.promote_types(prior.dtype, torch.complex64)
+        other = sorted({str(b.dtype) for b in op.buffers()
+                        if (b.is_floating_point() and b.dtype != prior.dtype)
+                        or (b.is_complex() and b.dtype != complex_dtype)})
+        if other:
+            raise UnsupportedProblemError(f"the operator holds {', '.join(other)} tensors but the prior computes in "
+                                          f"{prior.dtype}; bring the operator to it with operator.to({prior.dtype}).")
         needs = {
             "differentiable": (op.differentiable and not op.black_box,
                                f"{name} differentiates through the operator, but {type(op).__name__} is "
@@ -198,7 +243,7 @@ class Solver:
             "svd": (op.has_svd, f"{name} needs an operator with an SVD; {type(op).__name__} has none."),
             "pinv": (op.has_pinv,
                      f"{name} needs `pinv`; {type(op).__name__} has none."),
-            "gaussian_noise": (type(problem.noise).__name__ == "Gaussian",
+            "gaussian_noise": (isinstance(problem.noise, Gaussian),
                                f"{name} assumes Gaussian noise; got {type(problem.noise).__name__}."),
         }
         for need in self.requires:
@@ -217,29 +262,24 @@ class Solver:
         """
         from tqdm.auto import tqdm
 
-        counted_prior = _Counter(prior, "denoise")
-        counted_op = _Counter(problem.operator, "__call__")
-        # The solver sees proxies so that every network and operator call is counted.
-        proxy_problem = problem.with_operator(counted_op)
         self.check(problem, prior)
-        start = time.perf_counter()
-        state = self._start(proxy_problem, counted_prior, num_samples, generator)
-        bar = tqdm(range(self.num_steps), desc=type(self).__name__, disable=not progress, leave=False)
-        every = max(1, self.num_steps // 50)  # data fit shown ~50 times per run (an uncounted operator call)
-        show_fit = progress and not problem.operator.black_box
-        for i in bar:
-            state = self.step(state, i)
-            if callback is not None:
-                state = callback(state, i) or state
-            if show_fit and (i % every == 0 or i == self.num_steps - 1):
-                bar.set_postfix(data_fit=f"{_relative_residual(problem, state.x0_hat):.3g}")
-            if i % every == 0 or i == self.num_steps - 1:  # one device sync per check
-                self._check_finite(state.x, i)
-        samples = self.result(state)
-        seconds = time.perf_counter() - start
-        state = state.replace(problem=problem, prior=prior)
-        return SolveResult(samples=samples, nfe=counted_prior.calls, operator_calls=counted_op.calls,
-                           seconds=seconds, state=state)
+        clock = time.perf_counter()
+        with CallCounter(prior, problem.operator) as counter:
+            state = self.start(self.context(problem, prior, num_samples, generator))
+            bar = tqdm(range(self.num_steps), desc=type(self).__name__, disable=not progress, leave=False)
+            every = max(1, self.num_steps // 50)  # data fit shown ~50 times per run (not counted)
+            show_fit = progress and not problem.operator.black_box
+            for i in bar:
+                state = self.step(state, i)
+                if callback is not None:
+                    state = callback(state, i) or state
+                if show_fit and (i % every == 0 or i == self.num_steps - 1):
+                    bar.set_postfix(data_fit=f"{_relative_residual(problem, state.x0_hat):.3g}")
+                if i % every == 0 or i == self.num_steps - 1:  # one device sync per check
+                    self._check_finite(state.x, i)
+            samples = self.result(state)
+        return SolveResult(samples=samples, nfe=counter.nfe, operator_calls=counter.operator_calls,
+                           seconds=time.perf_counter() - clock, state=state)
 
     # -- shared pieces --------------------------------------------------------------------
     def _check_finite(self, x: Tensor, step: int) -> None:
@@ -256,39 +296,61 @@ class Solver:
 
     @staticmethod
     def randn(state: State, step: int, stream: int = 0) -> Tensor:
-        """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob._rng`)."""
-        return _rng.randn(state.seeds, step, state.x.shape[1:], stream=stream,
+        """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob.streams`)."""
+        return streams.randn(state.seeds, step, state.x.shape[1:], stream=stream,
                           dtype=state.x.dtype, device=state.x.device)
 
 
 class PopulationSolver(Solver):
     """A solver whose samples interact (EnKG's ensemble, SMC's particles): it runs a population
     of rows per measurement and returns the first ``num_samples`` of each. Subclasses give the
-    population size for a request (``_population_size``) and the argument that sets it
-    (``population_arg``, named in the error when ``num_samples`` exceeds it, with
-    ``population_fix`` as the advice; default "raise <population_arg>")."""
+    population size (``population_size``) and the argument that sets it (``population_arg``,
+    named in the error when ``num_samples`` exceeds it, with ``population_fix`` as the advice;
+    default "raise <population_arg>")."""
 
     population_arg: str = ""
     population_fix: str = ""
 
-    def _population_size(self, num_samples: int) -> int:
+    def population_size(self, num_samples: int) -> int:
+        """Rows per measurement for a request of ``num_samples``."""
         raise NotImplementedError
 
-    def _start(self, problem: Problem, prior: Prior, num_samples: int,
-               generator: int | torch.Generator | None) -> State:
-        self._check_num_samples(num_samples)
-        population = self._population_size(num_samples)
+    def rows_per_measurement(self, num_samples: int) -> int:
+        population = self.population_size(num_samples)
         if population < num_samples:
             arg = self.population_arg
             raise ValueError(f"`num_samples` ({num_samples}) exceeds `{arg}` ({population}); "
                              f"{self.population_fix or 'raise ' + arg}.")
-        # ``_init`` sees ``start["num_samples"] = population``; the request is restored after.
-        state = super()._start(problem, prior, population, generator)
-        return state.replace(num_samples=num_samples)
+        return population
 
     def result(self, state: State) -> Tensor:
         x = state.x.detach()
         return x.reshape(state.num_measurements, -1, *x.shape[1:])[:, : state.num_samples]
+
+
+def _memory_bytes(device: torch.device) -> int | None:
+    """Total memory of ``device`` in bytes (``None`` if unknown)."""
+    import os
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(rows: int, x_shape: tuple[int, ...] | None, dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse up front a solve whose iterate alone (one ``(rows, *x_shape)`` tensor; solvers hold
+    several) exceeds the device's memory, instead of failing deep inside an allocation."""
+    if x_shape is None:
+        return
+    need = rows * math.prod(x_shape) * torch.empty((), dtype=dtype).element_size()
+    total = _memory_bytes(torch.device(device))
+    if total is not None and need > total:
+        raise ValueError(f"one iterate of {rows} rows × {tuple(x_shape)} in {dtype} needs {need / 2**30:.1f} GiB, "
+                         f"more than the {total / 2**30:.1f} GiB of {device}; lower `num_samples` (or the population), "
+                         f"solve fewer measurements at once, or use a smaller image shape.")
 
 
 def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:
@@ -297,5 +359,5 @@ def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:
         y = problem.measurement
         k = x0_hat.shape[0] // y.shape[0]
         y = y.repeat_interleave(k, dim=0)
-        r = (problem.operator(x0_hat.detach()) - y).abs().flatten(1).norm(dim=1)
+        r = (problem.operator.forward(x0_hat.detach()) - y).abs().flatten(1).norm(dim=1)
         return float((r / y.abs().flatten(1).norm(dim=1).clamp_min(1e-12)).median())

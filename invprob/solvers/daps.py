@@ -13,8 +13,10 @@ from torch import Tensor
 from ..priors.base import Prior
 from ..problem import Problem
 from ..errors import UnsupportedProblemError
-from ._common import euler_ode, poly_sigmas, spectral_norm, squared_residual
-from .base import Solver, State
+from ..checks import check_int
+from ..operators.base import spectral_norm, squared_residual
+from ..sampling import euler_ode, karras_sigmas
+from .base import SolveContext, Solver, State
 
 __all__ = ["DAPS"]
 
@@ -54,33 +56,17 @@ class DAPS(Solver):
     ``num_steps · langevin_steps`` operator evaluations with gradients. Works with any
     differentiable operator, linear or not (phase retrieval).
 
-    Measured (GMM test bed, seed 7, 500 samples, ``benchmarks/posterior_gmm.py``): SW2/floor
-    1.47 on inpainting at the paper settings (lr 1e-4), which are refused on the Gaussian matrix
-    (lr·‖A‖²/τ² = 1.81 > 1: unstable); with the official configs' other step, lr 5e-5: 1.49 on
-    inpainting and 1.64 on the Gaussian matrix (90 % coverage 0.63 / 0.87); ``daps-sigma-y``
-    2.09 / 1.78 (coverage 0.96 / 0.92). Prior: 22.8 / 12.8. With the official HMC
-    (``mc_algo="hmc"``): ``daps-hmc-inpainting-random`` 1.51 / 1.62 (coverage 0.89 / 0.87),
-    ``daps-hmc-phase-retrieval`` 1.55 / 1.67 (0.76 / 0.87).
+    :meth:`check` refuses a linear operator for which the Langevin (or HMC) data step is
+    unstable, ``lr·‖A‖²/τ² > 1`` (``> 1 + momentum`` for HMC); the paper's lr 1e-4 with
+    τ = 0.01 is on that edge for operators with ``‖A‖ ≈ 1``.
 
-    Phase retrieval (GMM prior, seed 7, σ_y = 0.05, ``benchmarks/phase_retrieval_gmm.py
-    --oversampling 4 --census 50 --reference 4000``): an exact-density reference sampler puts
-    55 / 24 / 21 % of the posterior on three neighbouring orbits, the truth's first; DAPS-1K
-    (``daps-phase-retrieval``) puts 7 % of its samples in the truth's orbit (24–28 % with 400
-    annealing levels: mode TV 0.66) and 85 % in orbits that together hold ≈ 1 % of the
-    reference mass: mode TV 0.85 against a floor of 0.05 (at oversampling 8: 0.87 against 0.07). One chain per sample keeps the basin it falls into early; the paper's best-of-4 runs
-    protocol finds the truth's orbit in 24 % of groups. Two causes were tested and ruled out:
-    the Gaussian stand-in ``N(x̂0, σ²)`` for ``p(x0 | x_t)`` (the exact mixture conditional
-    instead: TV 0.87, and 0.91 with ``daps-sigma-y``), and the sharper target that τ = 0.01 sets,
-    ``p(x) p(y | x)^50`` (a reference for that target puts 98.5 % on one orbit, DAPS 2 %: TV
-    0.97). For mode weights use :class:`TemperedSMC` (TV 0.03 on the same problem). In DAPS's own
-    task convention (operator preset ``phase-retrieval-daps``: ``|F(pad(x/2 + 1/2))|``) at
-    oversampling 2, DAPS-1K's mode TV is 0.50 against a floor of 0.29, which tempered SMC reaches.
-    The official damped HMC (``daps-hmc-phase-retrieval``) does no better: mode TV 0.57 there and
-    0.90 at oversampling 4 in DPS's convention (Langevin 0.85, floor 0.05), although its data fit
-    matches the noise level (median residual 0.118 against the truth's 0.120). On Set12 64²
-    crops with the shipped ``natural-gray`` prior (``benchmarks/results/restoration_set12.md``)
-    the ``daps-hmc-*`` presets beat DAPS-1K's Langevin on all four tasks: 25.28 / 23.21 / 25.26
-    / 23.07 dB (deblur, 4× SR, 70 % random and box inpainting) against 24.75 / 23.00 / 24.79 / 23.05.
+    Measured against the exact posterior of the GMM test bed:
+    ``benchmarks/results/posterior_gmm_seed7.md``. On multimodal phase retrieval one chain per
+    sample keeps the basin it falls into early, so its orbit frequencies do not follow the
+    posterior's mode weights; use :class:`TemperedSMC` for those. See
+    ``benchmarks/results/phase_retrieval_gmm_seed7_os4_reference.json`` (and the ``_hmc``,
+    ``_exact_conditional``, ``_power50`` and ``_unit_range_`` files beside it). On Set12:
+    ``benchmarks/results/restoration_set12.md``.
 
     Args:
         num_steps: annealing levels (200; ``configs/sampler/edm_daps.yaml``).
@@ -124,11 +110,12 @@ class DAPS(Solver):
         if not 0 <= momentum < 1:
             raise ValueError(f"`momentum` must be in [0, 1) (HMC damping), got {momentum}.")
         self.mc_algo, self.momentum = mc_algo, float(momentum)
-        self.num_steps, self.ode_steps, self.langevin_steps = int(num_steps), int(ode_steps), int(langevin_steps)
+        self.num_steps, self.ode_steps = check_int(num_steps, "num_steps", 1), check_int(ode_steps, "ode_steps", 1)
+        self.langevin_steps = check_int(langevin_steps, "langevin_steps", 0)
         self.sigma_max, self.sigma_min, self.ode_sigma_min = sigma_max, sigma_min, ode_sigma_min
         self.lr, self.tau, self.lr_min_ratio, self.rho = lr, tau, lr_min_ratio, rho
         # The official scheduler keeps num_steps + 1 grid points and uses the first num_steps.
-        self.annealing = poly_sigmas(sigma_max, sigma_min, self.num_steps + 1, rho)[:-1] + [0.0]
+        self.annealing = karras_sigmas(self.num_steps + 1, sigma_min, sigma_max, rho).tolist()[:-1] + [0.0]
 
     @property
     def nfe_per_sample(self) -> int:
@@ -166,27 +153,28 @@ class DAPS(Solver):
                 warnings.warn(f"DAPS's {kind} step is at the edge of stability: lr·‖A‖²/τ² = {ratio:.3f} "
                               f"(limit {limit:g}) " + advice, RuntimeWarning, stacklevel=2)
 
-    def _init(self, start: dict) -> DAPSState:
-        zeros = self._zeros(start)
-        state = self._new_state(DAPSState, start, zeros, self.annealing[0], data_fit=zeros.new_zeros(len(zeros)))
+    def start(self, context: SolveContext) -> DAPSState:
+        zeros = context.zeros()
+        state = context.new_state(DAPSState, zeros, self.annealing[0], data_fit=zeros.new_zeros(len(zeros)))
         return state.replace(x=self.sigma_max * self.randn(state, step=-1))  # x_T ~ N(0, σ_max² I)
 
     def step(self, state: DAPSState, i: int) -> DAPSState:
         sigma = self.annealing[i]
         # 1. reverse diffusion: x̂0 by the probability-flow ODE
         with torch.no_grad():
-            x0_hat = euler_ode(state.prior, state.x, poly_sigmas(sigma, self.ode_sigma_min, self.ode_steps + 1, self.rho))
+            ode_grid = karras_sigmas(self.ode_steps + 1, self.ode_sigma_min, sigma, self.rho).tolist()
+            x0_hat = euler_ode(state.prior, state.x, ode_grid)
         # 2. Langevin dynamics on p(x0 | x_t, y) ∝ p(y | x0) N(x0; x̂0, σ_i² I)
         tau2 = self._tau(state.problem) ** 2
         lr = self.lr * (1 + i / (self.num_steps + 1) * (self.lr_min_ratio - 1))
         hmc = self.mc_algo == "hmc"
-        noise = self._langevin_noise(state, i, extra=int(hmc))
+        noise = self.langevin_noise(state, i, extra=int(hmc))
         x0 = x0_hat
         if hmc:  # the official MCMCSampler.mc_prepare: a fresh velocity at every level
             h, m, velocity = lr**0.5, self.momentum, noise[:, -1]
         for j in range(self.langevin_steps):
             grad = self._data_gradient(state, x0)
-            score = -grad / tau2 + self._prior_score(state, x0, x0_hat, sigma)
+            score = -grad / tau2 + self.prior_score(state, x0, x0_hat, sigma)
             if hmc:
                 velocity = m * velocity + h * score + (2 * (1 - m)) ** 0.5 * noise[:, j]
                 x0 = x0.detach() + h * velocity
@@ -201,7 +189,7 @@ class DAPS(Solver):
         return state.replace(x=x_next, x0_hat=x0_hat, sigma=x0.new_full((B,), sigma_next), data_fit=data_fit)
 
     @staticmethod
-    def _prior_score(state: State, x0: Tensor, x0_hat: Tensor, sigma: float) -> Tensor:
+    def prior_score(state: State, x0: Tensor, x0_hat: Tensor, sigma: float) -> Tensor:
         """``∇ log`` of DAPS's Gaussian stand-in for ``p(x0 | x_t)``: ``N(x0; x̂0, σ²)``."""
         return (x0_hat - x0) / sigma**2
 
@@ -218,10 +206,10 @@ class DAPS(Solver):
             (grad,) = torch.autograd.grad(loss.sum(), x0)
         return grad
 
-    def _langevin_noise(self, state: State, i: int, extra: int = 0) -> Tensor:
+    def langevin_noise(self, state: State, i: int, extra: int = 0) -> Tensor:
         """All MCMC noise of level ``i`` in one draw per sample: ``(B, L + extra, *x_shape)``
         (HMC's initial velocity is the extra last one)."""
-        from .. import _rng
+        from .. import streams
 
-        return _rng.randn(state.seeds, i, (self.langevin_steps + extra, *state.x.shape[1:]), stream=1,
+        return streams.randn(state.seeds, i, (self.langevin_steps + extra, *state.x.shape[1:]), stream=1,
                           dtype=state.x.dtype, device=state.x.device)

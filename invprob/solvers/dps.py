@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._common import DDPMSchedule
-from .base import Solver, State
+from ..checks import check_int
+from ..sampling import DDPMSchedule
+from .base import SolveContext, Solver, State
 
 __all__ = ["DPS", "DPSState"]
 
@@ -41,11 +42,10 @@ class DPS(Solver):
         batch's total residual);
       * the reverse variance is DDPM's posterior variance β̃_t ("fixed small"): the
         ``learned_range`` variance of the ADM checkpoints is not part of the σ-space
-        prior contract.
+        prior (contract 2 of ``docs/design.md``).
 
-    Measured (``benchmarks/posterior_gmm.py --seed 7``, GMM test bed, d = 64, σ_y = 0.05,
-    500 samples): SW2/floor 4.72 (inpainting) and 3.62 (Gaussian matrix) at ζ = 1; 1.70 and
-    1.65 at ζ = 0.1 (``dps-gmm-tuned``); the prior itself is at 22.8 and 12.8.
+    Measured against the exact posterior of the GMM test bed (ζ = 1 and preset
+    ``dps-gmm-tuned``): ``benchmarks/results/posterior_gmm_seed7.md``.
 
     Args:
         scale: guidance step ζ. Default 1.0 (``PosteriorSampling`` default in the official
@@ -73,7 +73,7 @@ class DPS(Solver):
         if not scale >= 0:
             raise ValueError(f"`scale` (ζ) must be >= 0, got {scale}.")
         self.scale = float(scale)
-        self.num_steps = int(num_steps)
+        self.num_steps = check_int(num_steps, "num_steps", 1)
         self.clip_denoised = bool(clip_denoised)
         self.gradient_checkpointing = bool(gradient_checkpointing)
         self.schedule = DDPMSchedule(self.num_steps, num_timesteps, beta_start, beta_end)
@@ -82,9 +82,9 @@ class DPS(Solver):
     def nfe_per_sample(self) -> int:
         return self.num_steps
 
-    def _init(self, start: dict) -> DPSState:
-        zeros = self._zeros(start)
-        state = self._new_state(DPSState, start, zeros, self.schedule.sigma(0), residual_norm=zeros.new_zeros(len(zeros)))
+    def start(self, context: SolveContext) -> DPSState:
+        zeros = context.zeros()
+        state = context.new_state(DPSState, zeros, self.schedule.sigma(0), residual_norm=zeros.new_zeros(len(zeros)))
         return state.replace(x=self.randn(state, step=-1))  # x_T ~ N(0, I)
 
     def guided_step(self, state: DPSState, i: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._common import euler_ode, poly_sigmas
-from .base import PopulationSolver, State
+from ..checks import check_int
+from ..sampling import euler_ode, euler_step, karras_sigmas
+from .base import PopulationSolver, SolveContext, State
 
 __all__ = ["EnKG"]
 
@@ -42,13 +43,12 @@ class EnKG(PopulationSolver):
     never interact. NFE per sample: ``num_steps`` Euler steps plus the inner ODE solves
     (see ``nfe_per_sample``); ``num_updates`` operator calls per guided step.
 
-    Measured (GMM test bed, seed 7, 500 samples): the released γ = 2 gives SW2/floor 27.4 /
-    19.6 (inpainting / Gaussian matrix) — worse than the prior (22.8 / 12.8): the normalised
-    update overshoots; γ = 0.1 (``enkg-gmm-tuned``, ensemble 512) gives 2.74 / 1.96.
-    Set12 64² crops, shipped ``natural-gray`` prior, σ_y = 0.05, on an H200
-    (``benchmarks/results/restoration_set12.md``): γ = 2 with 512 particles × 20 steps gives
-    23.86 dB on 70 % random inpainting (1024 particles: 24.24; 2048: 24.43; oracle TV 24.44),
-    20.00 on box inpainting (1024: 20.73; TV 22.41), 21.88 deblurring, 20.04 4× SR.
+    An update moves each particle only within the span of the ensemble's deviations, so the
+    ensemble size bounds how well the data can be fitted.
+
+    Measured against the exact posterior of the GMM test bed (the released γ = 2 and the
+    smaller γ of preset ``enkg-gmm-tuned``): ``benchmarks/results/posterior_gmm_seed7.md``.
+    On Set12, by ensemble size and number of steps: ``benchmarks/results/restoration_set12.md``.
 
     Args:
         guidance_scale: γ (2.0; ``configs/algorithm/enkg.yaml`` of the official code).
@@ -80,11 +80,12 @@ class EnKG(PopulationSolver):
             raise ValueError(f"need `num_updates` >= 0 and `num_steps` >= 1, got {num_updates}, {num_steps}.")
         if ensemble_size is not None and ensemble_size < 2:
             raise ValueError(f"`ensemble_size` must be >= 2 (covariances need particles), got {ensemble_size}.")
-        self.guidance_scale, self.num_updates, self.num_steps = float(guidance_scale), int(num_updates), int(num_steps)
+        self.guidance_scale = float(guidance_scale)
+        self.num_updates, self.num_steps = check_int(num_updates, "num_updates", 0), check_int(num_steps, "num_steps", 1)
         self.sigma_max, self.sigma_min, self.rho = sigma_max, sigma_min, rho
         self.threshold_start, self.threshold_end = threshold_start, threshold_end
         self.ensemble_size, self.lr_min_ratio = ensemble_size, lr_min_ratio
-        self.sigmas = poly_sigmas(sigma_max, sigma_min, self.num_steps, rho) + [0.0]
+        self.sigmas = karras_sigmas(self.num_steps, sigma_min, sigma_max, rho, append_zero=True).tolist()
 
     def _guided(self, i: int) -> bool:
         return self.threshold_start * self.num_steps < i < self.num_steps - int(self.threshold_end * self.num_steps)
@@ -96,12 +97,12 @@ class EnKG(PopulationSolver):
     def nfe_per_sample(self) -> int:
         return self.num_steps + sum(self.num_updates * self._ode_steps(i) for i in range(self.num_steps) if self._guided(i))
 
-    def _population_size(self, num_samples: int) -> int:
+    def population_size(self, num_samples: int) -> int:
         return self.ensemble_size or num_samples  # None: one particle per requested sample
 
-    def _init(self, start: dict) -> EnKGState:
-        state = self._new_state(EnKGState, start, self._zeros(start), self.sigmas[0],
-                                ensemble_size=start["num_samples"])
+    def start(self, context: SolveContext) -> EnKGState:
+        state = context.new_state(EnKGState, context.zeros(), self.sigmas[0],
+                                  ensemble_size=context.rows_per_measurement)
         return state.replace(x=self.sigma_max * self.randn(state, step=-1))
 
     def _scale(self, i: int) -> float:
@@ -114,7 +115,7 @@ class EnKG(PopulationSolver):
         M, N = state.num_measurements, state.ensemble_size
         sigma = self.sigmas[i]
         # The official inner ODE: poly-ρ grid from σ_i to 0.002, then 0 (one step = the denoiser).
-        inner = poly_sigmas(sigma, 0.002, self._ode_steps(i), self.rho) + [0.0]
+        inner = karras_sigmas(self._ode_steps(i), 0.002, sigma, self.rho, append_zero=True).tolist()
         for _ in range(self.num_updates):
             x0s = euler_ode(state.prior, particles, inner)
             ys = state.problem.operator(x0s)
@@ -138,5 +139,5 @@ class EnKG(PopulationSolver):
             x = self._update(state, x, i)
         sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
         denoised = state.prior.denoise(x, x.new_full((x.shape[0],), sigma))
-        x_next = x + (sigma_next - sigma) * (x - denoised) / sigma  # Euler step
+        x_next = euler_step(x, denoised, sigma, sigma_next)
         return state.replace(x=x_next, x0_hat=denoised, sigma=x.new_full((x.shape[0],), sigma_next))

@@ -22,13 +22,13 @@ class MCG(DPS):
     forward process pushed through ``A``, so for inpainting the observed pixels are replaced
     by the noised data as in the paper). The projection is exact for any operator with a
     pseudo-inverse; MCG refuses operators without one at ``init``. It ignores the
-    measurement noise (hard consistency), which costs accuracy when σ_y is not small —
-    see the measured numbers in the README table.
+    measurement noise (hard consistency), which costs accuracy when σ_y is not small.
 
     NFE per sample = ``num_steps``; two operator calls and one ``pinv`` per step.
 
-    Measured (GMM test bed, seed 7, 500 samples): SW2/floor 9.35 / 6.41 (inpainting /
-    Gaussian matrix) at ζ = 1, 2.11 / 2.04 at ζ = 0.1 (``mcg-gmm-tuned``); prior: 22.8 / 12.8.
+    Measured against the exact posterior of the GMM test bed (ζ = 1 and preset
+    ``mcg-gmm-tuned``): ``benchmarks/results/posterior_gmm_seed7.md``; on Set12, where the
+    projection keeps the noise of the observed pixels: ``benchmarks/results/restoration_set12.md``.
 
     Args:
         scale: gradient step ζ (the DPS code's ``mcg`` conditioning uses its ``scale``

@@ -7,11 +7,92 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .. import _rng
-from ._common import euler_ode, poly_sigmas
-from .base import PopulationSolver, State
+from .. import streams
+from ..checks import check_int
+from ..sampling import euler_ode, karras_sigmas
+from .base import PopulationSolver, SolveContext, State
 
-__all__ = ["TemperedSMC"]
+__all__ = ["TemperedSMC", "normalized_weights", "effective_sample_size", "systematic_resample", "next_temperature"]
+
+
+def normalized_weights(log_w: Tensor, dim: int = -1) -> Tensor:
+    """Self-normalised importance weights ``w_i = exp(log w_i − log Σ_j exp(log w_j))``.
+
+    Args:
+        log_w: unnormalised log weights, any shape; groups of particles along ``dim``.
+        dim: the particle dimension.
+
+    Returns:
+        Weights of ``log_w``'s shape, summing to 1 along ``dim``.
+    """
+    return (log_w - log_w.logsumexp(dim, keepdim=True)).exp()
+
+
+def effective_sample_size(log_w: Tensor, dim: int = -1) -> Tensor:
+    """Effective sample size ``1 / Σ_i w_i²`` of self-normalised importance weights (Kong, Liu &
+    Wong 1994): ``N`` for equal weights, 1 when one particle holds all the weight.
+
+    Computed as ``1 / Σ_i exp(2 (log w_i − log Σ_j exp(log w_j)))``, stable for any scale of
+    ``log_w``.
+
+    Args:
+        log_w: unnormalised log weights, any shape; groups of particles along ``dim``.
+        dim: the particle dimension.
+
+    Returns:
+        One ESS per group: ``log_w``'s shape without ``dim``.
+    """
+    return (2 * (log_w - log_w.logsumexp(dim, keepdim=True))).exp().sum(dim).reciprocal()
+
+
+def systematic_resample(weights: Tensor, uniforms: Tensor) -> Tensor:
+    """Systematic resampling (Kitagawa 1996): ancestors for ``N`` equally weighted offspring.
+
+    One uniform ``u`` per group places ``N`` evenly spaced points ``(u + k) / N``, ``k < N``, on
+    the cumulative weights; offspring ``k`` descends from the particle whose cumulative-weight
+    interval holds point ``k``. Particle ``i`` gets ``⌊N w_i⌋`` or ``⌈N w_i⌉`` offspring, with less
+    variance than multinomial resampling. Deterministic given ``uniforms``.
+
+    Args:
+        weights: normalised weights ``(..., N)`` (:func:`normalized_weights`), summing to 1
+            along the last dimension.
+        uniforms: ``(..., 1)`` in ``[0, 1)``, one per group, of ``weights``' dtype.
+
+    Returns:
+        Ancestor indices ``(..., N)`` (int64), in increasing order within each group.
+    """
+    N = weights.shape[-1]
+    positions = (uniforms + torch.arange(N, dtype=weights.dtype, device=weights.device)) / N
+    return torch.searchsorted(weights.cumsum(-1), positions).clamp_max(N - 1)
+
+
+def next_temperature(log_likelihood: Tensor, beta: float, ess_fraction: float, iterations: int = 60) -> float:
+    """Adaptive tempering: how far β may rise while the importance weights stay usable.
+
+    For particles equally weighted at ``p(x) p(y | x)^β``, the incremental weights of the next
+    exponent ``β'`` are ``p(y | x)^(β' − β)``. Returns ``β' = 1`` if their
+    :func:`effective_sample_size` there is at least ``ess_fraction · N``; otherwise the ``β'`` in
+    ``[β, 1)`` where it falls to ``ess_fraction · N``, found by ``iterations`` bisection steps
+    (the lower end of the last bracket, so the target is kept). Adaptive tempering as in Jasra,
+    Stephens, Doucet & Tsagaris (2011).
+
+    Args:
+        log_likelihood: ``log p(y | x)`` of the ``N`` particles ``(N,)``.
+        beta: the current exponent, in ``[0, 1)``.
+        ess_fraction: the ESS to keep, as a fraction of ``N``, in ``(0, 1]``.
+        iterations: bisection steps (60 shrink the bracket below float64 resolution).
+
+    Returns:
+        The next exponent ``β'``, in ``[β, 1]``.
+    """
+    target = ess_fraction * len(log_likelihood)
+    lo, hi = beta, 1.0
+    if effective_sample_size((hi - beta) * log_likelihood).item() < target:
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if effective_sample_size((mid - beta) * log_likelihood).item() >= target else (lo, mid)
+        hi = lo
+    return hi
 
 
 @dataclass(kw_only=True)
@@ -43,20 +124,20 @@ class TemperedSMC(PopulationSolver):
     3. a final resampling, so the returned particles are equally weighted.
 
     Not a paper's diffusion solver: it is the textbook tempered SMC sampler with the diffusion
-    prior's score in its moves; its defaults were chosen on our GMM test bed (phase retrieval,
-    oversampling 4) — preset ``tempered-smc``. The Langevin step is not Metropolis-corrected
-    (the diffusion prior has no tractable density), so ``step_size`` trades bias for mixing:
-    it must be below ~1/L for the posterior's curvature L (σ_y⁻² ‖A‖² for Gaussian noise).
+    prior's score in its moves; its defaults were chosen on the GMM phase-retrieval test bed
+    (oversampling 4; see ``solvers/tempered-smc.yaml``) — preset ``tempered-smc``. The Langevin
+    step is not Metropolis-corrected (the diffusion prior has no tractable density), so
+    ``step_size`` trades bias for mixing: it must be below ~1/L for the posterior's curvature L
+    (σ_y⁻² ‖A‖² for Gaussian noise).
     Particles interact through resampling (per measurement only), so a sample depends on its
     population: the same seed and ``num_particles`` give the same samples. Cost: NFE per sample
     ``prior_steps + num_steps · langevin_steps``, on ``num_particles`` rows per measurement —
     meant for small images and low-dimensional physics, where mode weights matter.
 
-    Measured (GMM phase retrieval, seed 7, σ_y = 0.05, oversampling 4, 100 of the 1000
-    particles, ``benchmarks/phase_retrieval_gmm.py --census 50 --reference 4000``): orbit
-    frequencies within TV 0.03 of an exact-density reference sampler (floor for 100 samples
-    0.05; DAPS-1K 0.85, DPS 1.00), 53 % in the truth's orbit where the reference has 55 %;
-    94 s on 2 CPU cores.
+    Measured on GMM phase retrieval against an exact-density reference sampler's mode weights:
+    ``benchmarks/results/phase_retrieval_gmm_seed7_os4_reference_smc.json`` (and the ``os2``,
+    ``os8`` and ``unit_range`` files beside it); against exact linear-Gaussian posteriors:
+    ``benchmarks/results/posterior_gmm_seed7.md``.
 
     Args:
         num_steps: tempering stages (100).
@@ -92,8 +173,9 @@ class TemperedSMC(PopulationSolver):
             raise ValueError(f"`ess_fraction` must be in (0, 1], got {ess_fraction}.")
         if not 0 < beta_min <= 1:
             raise ValueError(f"`beta_min` must be in (0, 1], got {beta_min}.")
-        self.num_steps, self.langevin_steps, self.prior_steps = int(num_steps), int(langevin_steps), int(prior_steps)
-        self.step_size, self.score_sigma, self.num_particles = float(step_size), float(score_sigma), int(num_particles)
+        self.num_steps, self.langevin_steps = check_int(num_steps, "num_steps", 1), check_int(langevin_steps, "langevin_steps", 0)
+        self.prior_steps = check_int(prior_steps, "prior_steps", 1)
+        self.step_size, self.score_sigma, self.num_particles = float(step_size), float(score_sigma), check_int(num_particles, "num_particles", 2)
         self.ess_fraction, self.beta_min = float(ess_fraction), float(beta_min)
         self.sigma_max, self.sigma_min, self.rho = sigma_max, sigma_min, rho
         n = self.num_steps
@@ -103,14 +185,14 @@ class TemperedSMC(PopulationSolver):
     def nfe_per_sample(self) -> int:
         return self.prior_steps + self.num_steps * self.langevin_steps
 
-    def _population_size(self, num_samples: int) -> int:
+    def population_size(self, num_samples: int) -> int:
         return self.num_particles
 
-    def _init(self, start: dict) -> TemperedSMCState:
-        zeros = self._zeros(start)
-        state = self._new_state(TemperedSMCState, start, zeros, 0.0, log_w=zeros.new_zeros(len(zeros)),
-                                num_particles=start["num_samples"])
-        grid = poly_sigmas(self.sigma_max, self.sigma_min, self.prior_steps, self.rho) + [0.0]
+    def start(self, context: SolveContext) -> TemperedSMCState:
+        zeros = context.zeros()
+        state = context.new_state(TemperedSMCState, zeros, 0.0, log_w=zeros.new_zeros(len(zeros)),
+                                  num_particles=context.rows_per_measurement)
+        grid = karras_sigmas(self.prior_steps, self.sigma_min, self.sigma_max, self.rho, append_zero=True).tolist()
         with torch.no_grad():
             x = euler_ode(state.prior, self.sigma_max * self.randn(state, step=-1), grid)
         return state.replace(x=x, x0_hat=x)
@@ -123,18 +205,16 @@ class TemperedSMC(PopulationSolver):
         """Systematic resampling of the measurements whose ESS is low (all if ``force``)."""
         M, N = state.num_measurements, state.num_particles
         lw = log_w.reshape(M, N)
-        w = (lw - lw.logsumexp(1, keepdim=True)).exp()
-        ess = w.pow(2).sum(1).reciprocal()
+        ess = effective_sample_size(lw, dim=1)
         redo = torch.ones_like(ess, dtype=torch.bool) if force else ess < self.ess_fraction * N
         if not bool(redo.any()):
             return x, log_w
         # one uniform per measurement, from the stream of its first particle (batch-independent)
-        u = torch.special.ndtr(_rng.randn(state.seeds[::N], i, (1,), stream=2, dtype=lw.dtype, device=lw.device))
-        positions = (u + torch.arange(N, dtype=lw.dtype, device=lw.device)) / N  # (M, N)
-        idx = torch.searchsorted(w.cumsum(1), positions).clamp_max(N - 1)
+        u = torch.special.ndtr(streams.randn(state.seeds[::N], i, (1,), stream=2, dtype=lw.dtype, device=lw.device))
+        idx = systematic_resample(normalized_weights(lw, dim=1), u)  # (M, N)
         # systematic resampling returns ancestors in order: shuffle, so that the first
         # num_samples particles (the returned ones) are a random subset of the population
-        shuffle = _rng.randn(state.seeds, i, (1,), stream=3, dtype=lw.dtype, device=lw.device).reshape(M, N)
+        shuffle = streams.randn(state.seeds, i, (1,), stream=3, dtype=lw.dtype, device=lw.device).reshape(M, N)
         idx = idx.gather(1, shuffle.argsort(1))
         idx = torch.where(redo[:, None], idx, torch.arange(N, device=idx.device).expand(M, N))
         rows = (idx + N * torch.arange(M, device=idx.device)[:, None]).flatten()
@@ -147,7 +227,7 @@ class TemperedSMC(PopulationSolver):
         with torch.no_grad():
             log_w = state.log_w + (beta - beta_prev) * self._log_likelihood(state, x)
         x, log_w = self._resample(state, x, log_w, i)
-        noise = _rng.randn(state.seeds, i, (self.langevin_steps, *x.shape[1:]), stream=1, dtype=x.dtype,
+        noise = streams.randn(state.seeds, i, (self.langevin_steps, *x.shape[1:]), stream=1, dtype=x.dtype,
                            device=x.device)
         eta, sigma_s = self.step_size, self.score_sigma
         B = x.shape[0]

@@ -56,3 +56,15 @@ def as_sigma(sigma: Tensor | float, batch: int, like: Tensor, name: str = "sigma
         raise ValueError(f"`{name}` must be > 0 (got min {sigma.min().item():.3g}); a clean "
                          f"image needs no denoising — skip the call at sigma = 0.")
     return sigma.to(device=like.device, dtype=like.dtype)
+
+
+def check_int(value: object, name: str, minimum: int = 0) -> int:
+    """``value`` as an ``int`` >= ``minimum``; a float (``2.5``, even ``3.0``) or a bool is refused
+    rather than truncated."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return int(value)

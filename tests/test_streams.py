@@ -4,17 +4,17 @@ import numpy as np
 import torch
 from scipy import stats
 
-from invprob import _rng
+from invprob import streams
 
 
 def test_normal_distribution_and_independence():
     seeds = torch.arange(200)
-    x = _rng.randn(seeds, 3, (500,), dtype=torch.float64)
+    x = streams.randn(seeds, 3, (500,), dtype=torch.float64)
     flat = x.flatten().numpy()
     assert abs(flat.mean()) < 0.01 and abs(flat.std() - 1) < 0.01
     assert stats.kstest(flat, "norm").pvalue > 1e-3
-    y = _rng.randn(seeds, 4, (500,), dtype=torch.float64)  # next step
-    z = _rng.randn(seeds, 3, (500,), stream=1, dtype=torch.float64)  # other stream
+    y = streams.randn(seeds, 4, (500,), dtype=torch.float64)  # next step
+    z = streams.randn(seeds, 3, (500,), stream=1, dtype=torch.float64)  # other stream
     for other in (y, z):
         assert abs(np.corrcoef(flat, other.flatten().numpy())[0, 1]) < 0.01
     rows = np.corrcoef(x[:, :400].numpy())  # rows (samples) are uncorrelated
@@ -22,14 +22,14 @@ def test_normal_distribution_and_independence():
 
 
 def test_rows_depend_only_on_their_seed_step_and_stream():
-    a = _rng.randn(torch.tensor([5, 9, 11]), 7, (2, 3))
-    b = _rng.randn(torch.tensor([11]), 7, (2, 3))
+    a = streams.randn(torch.tensor([5, 9, 11]), 7, (2, 3))
+    b = streams.randn(torch.tensor([11]), 7, (2, 3))
     assert torch.equal(a[2], b[0])
     assert not torch.equal(a[0], a[1])
-    odd = _rng.randn(torch.tensor([5]), 7, (3, 3))  # odd element counts work too
+    odd = streams.randn(torch.tensor([5]), 7, (3, 3))  # odd element counts work too
     assert odd.shape == (1, 3, 3) and torch.isfinite(odd).all()
 
 
 def test_sample_seeds_are_shared_across_measurements():
-    s = _rng.sample_seeds(42, num_measurements=2, num_samples=3)
+    s = streams.sample_seeds(42, num_measurements=2, num_samples=3)
     assert s.shape == (6,) and torch.equal(s[:3], s[3:]) and len(set(s[:3].tolist())) == 3

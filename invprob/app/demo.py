@@ -6,11 +6,11 @@ from the ``brain-mri`` prior's training set, shipped in ``invprob/examples_data`
 samples; it runs the ``invprob solve`` application, so every Hydra override works
 (``invprob demo solver=daps num_samples=8``). Writes to ``outputs/demo-mri``.
 
-``invprob demo mnist-gmm [--out DIR ...]``: the two earlier demos,
+``invprob demo mnist-gmm [--out DIR ...]``: two small demos,
 
 1. A real network: a held-apart MNIST digit (shipped example) seen through 70 % random
    inpainting with σ_y = 0.05, reconstructed by DAPS with the shipped ``mnist`` prior
-   (the DAPS-1K preset: 200 annealing levels × 5 ODE steps, ~30 s on 2 CPU cores).
+   (the DAPS-1K preset: 200 annealing levels × 5 ODE steps).
 2. The exact check: an 8×8 image from 50 % of its pixels under the Gaussian-mixture
    test-bed prior, DPS's posterior mean, spread and samples beside the exact posterior.
 
@@ -26,11 +26,13 @@ from pathlib import Path
 
 import torch
 
-from . import testbed
-from .metrics import coverage, posterior_mean_error, sliced_wasserstein, sliced_wasserstein_floor
-from .registry import get_solver
+from ..evaluation import testbed
+from ..evaluation.metrics import coverage, posterior_mean_error, sliced_wasserstein, sliced_wasserstein_floor
+from ..registry import get_solver
+from .report import atomic_write, figure
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples_data"
 MRI_DEMO = ["prior=brain-mri", "operator=mri-4x-brain128", "solver=daps-mri-demo", "num_samples=4",
             "noise_sigma=0.05", "seed=0", "skip_done=false", "hydra.run.dir=outputs/demo-mri"]
 
@@ -39,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(argv or [])
     if argv[:1] == ["mnist-gmm"]:
         return mnist_gmm_main(argv[1:])
-    from .solve_app import main as solve_main
+    from .solve import main as solve_main
 
-    example = Path(__file__).resolve().parent / "examples_data" / "brain_slice36_128.npy"
+    example = EXAMPLES / "brain_slice36_128.npy"
     return solve_main(MRI_DEMO + [f"input={example}"] + argv)
 
 
@@ -81,8 +83,8 @@ def mnist_gmm_main(argv: list[str] | None = None) -> int:
         "coverage90": coverage(samples, exact, 0.9).item(),
         "nfe_per_sample": result.nfe, "operator_calls": result.operator_calls, "seconds": result.seconds,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _figure(out / "figure.png", problem, x_true[0], samples, exact, post.mean()[0])
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     print(f"demo: SW2/floor = {metrics['sw2_ratio']:.2f} ({args.solver}, {result.nfe} NFE, "
           f"{result.seconds:.1f}s)\nfigure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
     return 0
@@ -91,14 +93,13 @@ def mnist_gmm_main(argv: list[str] | None = None) -> int:
 def _mnist_demo(out: Path, args) -> None:
     import numpy as np
 
-    from . import noise
-    from .metrics import psnr, ssim
-    from .operators import Inpainting
-    from .problem import Problem
-    from .registry import get_prior
-    from .solve_app import _figure as solve_figure
+    from .. import noise
+    from ..evaluation.metrics import psnr, ssim
+    from ..operators import Inpainting
+    from ..problem import Problem
+    from ..registry import get_prior
 
-    truth = torch.from_numpy(np.load(Path(__file__).parent / "examples_data" / "mnist_9503.npy"))
+    truth = torch.from_numpy(np.load(EXAMPLES / "mnist_9503.npy"))
     prior = get_prior("mnist")
     operator = Inpainting((1, 32, 32), kind="random", missing=0.7, seed=args.seed)
     problem = Problem.simulate(operator, truth, noise.Gaussian(0.05), generator=torch.Generator().manual_seed(args.seed))
@@ -111,39 +112,26 @@ def _mnist_demo(out: Path, args) -> None:
                "psnr_mean": psnr(mean, truth).item(), "ssim_mean": ssim(mean, truth).item(),
                "psnr_zero_filled": psnr(problem.measurement, truth).item(),
                "nfe_per_sample": result.nfe, "seconds": result.seconds}
-    (out / "mnist_metrics.json").write_text(json.dumps(metrics, indent=2))
-    solve_figure(out, truth, problem, samples, mean, std, prior.data_range)
-    (out / "figure.png").rename(out / "mnist_figure.png")
+    panels = [("truth", truth[0]), ("measurement", problem.measurement[0]), ("posterior mean", mean[0]),
+              ("posterior std", std[0])] + [(f"sample {k}", samples[0, k]) for k in range(min(3, samples.shape[1]))]
+    figure(out / "mnist_figure.png", panels, prior.data_range)
+    atomic_write(out / "mnist_metrics.json", json.dumps(metrics, indent=2).encode())
     print(f"demo (MNIST, DAPS): PSNR of the posterior mean {metrics['psnr_mean']:.2f} dB "
           f"(zero-filled {metrics['psnr_zero_filled']:.2f} dB), {result.seconds:.0f}s\n"
           f"figure:  {out / 'mnist_figure.png'}\nmetrics: {out / 'mnist_metrics.json'}")
 
 
 def _figure(path: Path, problem, x_true, samples, exact, exact_mean) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Truth, the observed pixels (unobserved ones blue), exact and sampled mean and std, samples."""
     A = problem.operator.A
     observed = torch.full((A.shape[1],), float("nan"), dtype=A.dtype)
     observed[A.argmax(1)] = problem.measurement[0]
     panels = [("truth", x_true), ("measurement (50 %)", observed.reshape(x_true.shape)),
               ("exact mean", exact_mean), ("sampler mean", samples.mean(0)),
               ("exact std", exact.std(0)), ("sampler std", samples.std(0))]
-    panels += [(f"sample {k}", samples[k]) for k in range(3)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2 * len(panels), 2.3))
-    gray = plt.get_cmap("gray").copy()
-    gray.set_bad("tab:blue")  # unobserved pixels
-    for ax, (title, img) in zip(axes, panels):
-        std = "std" in title
-        ax.imshow(img[0].cpu(), cmap="magma" if std else gray,
-                  vmin=0 if std else -1.2, vmax=exact.std(0).max().item() if std else 1.2)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    panels += [(f"sample {k}", samples[k]) for k in range(min(3, len(samples)))]
+    figure(path, [(title, img.cpu()) for title, img in panels], (-1.2, 1.2), std_max=exact.std(0).max().item(),
+           panel_width=2.0, dpi=120)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .io import to_unit
+from ..io import to_unit
 
 __all__ = ["sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error",
            "psnr", "ssim"]

@@ -1,10 +1,10 @@
 import torch
 
-from invprob import schedules
+from invprob import sampling
 
 
 def test_karras_endpoints_and_monotone():
-    s = schedules.karras_sigmas(18, 0.002, 80.0, 7.0, append_zero=True)
+    s = sampling.karras_sigmas(18, 0.002, 80.0, 7.0, append_zero=True)
     assert s.shape == (19,)
     assert torch.isclose(s[0], torch.tensor(80.0, dtype=s.dtype))
     assert torch.isclose(s[-2], torch.tensor(0.002, dtype=s.dtype))
@@ -12,9 +12,9 @@ def test_karras_endpoints_and_monotone():
 
 
 def test_vp_sigma_roundtrip_and_ddpm_values():
-    abar = schedules.alphas_cumprod_from_betas(schedules.linear_betas(1000))
-    sigma = schedules.sigma_from_alphas_cumprod(abar)
-    assert torch.allclose(schedules.alphas_cumprod_from_sigma(sigma), abar)
+    abar = sampling.alphas_cumprod_from_betas(sampling.linear_betas(1000))
+    sigma = sampling.sigma_from_alphas_cumprod(abar)
+    assert torch.allclose(sampling.alphas_cumprod_from_sigma(sigma), abar)
     # ᾱ_T of the DDPM linear schedule is ≈ 4.04e-5 (σ_T ≈ 157)
     assert abs(abar[-1].item() - 4.04e-5) < 0.05e-5
     assert abs(sigma[-1].item() - 157.4) < 1.0
@@ -22,10 +22,10 @@ def test_vp_sigma_roundtrip_and_ddpm_values():
 
 def test_flow_time_roundtrip():
     t = torch.linspace(0.01, 0.99, 11, dtype=torch.float64)
-    assert torch.allclose(schedules.flow_time_from_sigma(schedules.sigma_from_flow_time(t)), t)
+    assert torch.allclose(sampling.flow_time_from_sigma(sampling.sigma_from_flow_time(t)), t)
 
 
 def test_respace():
-    assert schedules.respace_timesteps(1000, 1000).tolist() == list(range(1000))
-    r = schedules.respace_timesteps(1000, 4)
+    assert sampling.respace_timesteps(1000, 1000).tolist() == list(range(1000))
+    r = sampling.respace_timesteps(1000, 4)
     assert r.tolist() == [0, 333, 666, 999]

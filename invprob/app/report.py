@@ -1,0 +1,172 @@
+"""What a solve leaves behind: metrics, arrays, PNGs and the comparison figure.
+
+:func:`write_run` is the one public entry point, used by ``invprob solve`` and ``invprob demo``;
+every file is written atomically (a temporary file, then a rename) and ``metrics.json`` last, so
+a folder holding ``metrics.json`` holds every other output of that run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..evaluation.metrics import psnr, ssim
+from ..problem import Problem
+
+__all__ = ["OUTPUTS", "classical_estimate", "compute_metrics", "figure", "write_run", "atomic_write"]
+
+#: the files a complete run folder holds (``metrics.json`` is written last)
+OUTPUTS = ("samples.npy", "mean.npy", "std.npy", "figure.png", "metrics.json")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so
+    ``path`` either holds the whole new content or does not change."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _npy_bytes(array: Tensor) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array.numpy(), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def classical_estimate(problem: Problem) -> tuple[str, Tensor] | None:
+    """The first look without a prior, for the first measurement: ``pinv(y)`` where the operator
+    has one, else ``Aᵀy`` (zero-filled for MRI) for a linear operator; ``None`` otherwise.
+    Returns ``(name, image (1, *x_shape))`` (real part, on the CPU)."""
+    op = problem.operator
+    if not op.linear:
+        return None
+    with torch.no_grad():
+        y = problem.measurement[:1]
+        image = op.pinv(y) if op.has_pinv else op.adjoint(y)
+    return ("pinv" if op.has_pinv else "adjoint"), image.detach().cpu().real
+
+
+def compute_metrics(problem: Problem, samples: Tensor, truth: Tensor | None,
+                    data_range: tuple[float, float] | None, back: tuple[str, Tensor] | None) -> dict[str, Any]:
+    """Quality of the posterior mean: relative data residual per measurement, PSNR/SSIM (or
+    RMSE without a data range) against ``truth``, and PSNR of the classical estimate ``back``.
+
+    Shapes: ``samples (M, K, *x_shape)``, ``truth (M, *x_shape)`` or ``None``.
+    """
+    mean = samples.mean(1)
+    op = problem.operator
+    y = problem.measurement
+    with torch.no_grad():
+        residual = (op.forward(mean.to(device=y.device, dtype=y.real.dtype)) - y).abs().flatten(1).norm(dim=1)
+        relative = (residual / y.abs().flatten(1).norm(dim=1)).cpu()
+    metrics: dict[str, Any] = {"data_consistency_rel_residual_of_mean": relative.tolist()}
+    if truth is None:
+        return metrics
+    truth = truth.cpu()
+    if truth.dim() == 4 and data_range is not None:
+        metrics["psnr_mean"] = psnr(mean, truth, data_range).tolist()
+        metrics["ssim_mean"] = ssim(mean, truth, data_range).tolist()
+        if back is not None:
+            name, image = back
+            metrics[f"psnr_{name}"] = psnr(image.clamp(*data_range), truth[:1], data_range).tolist()
+    else:
+        metrics["rmse_mean"] = (mean - truth).flatten(1).pow(2).mean(1).sqrt().tolist()
+    return metrics
+
+
+def _display(img: Tensor) -> Tensor:
+    """``(C, H, W)`` → what imshow takes: 2-D for one channel, the magnitude of (real, imag)."""
+    img = img.float()
+    if img.dim() == 3 and img.shape[0] == 1:
+        return img[0]
+    if img.dim() == 3 and img.shape[0] == 2:
+        return img.norm(dim=0)
+    return img.permute(1, 2, 0) if img.dim() == 3 else img
+
+
+def figure(path: Path, panels: list[tuple[str, Tensor]], data_range: tuple[float, float] | None,
+           std_max: float | None = None, panel_width: float = 2.2, dpi: int = 110) -> None:
+    """One row of images titled by ``panels`` (``(title, (C, H, W))``), written atomically as a
+    PNG. Titles containing "std" use the ``magma`` colour map from 0 to ``std_max`` (each its
+    own maximum when ``None``); NaN pixels (unobserved ones) are drawn blue."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = [(title, _display(img)) for title, img in panels]
+    if data_range is None:
+        values = torch.cat([img.flatten() for title, img in images if "std" not in title])
+        values = values[torch.isfinite(values)]
+        data_range = (float(values.min()), float(values.max()))
+    lo, hi = data_range
+    gray = plt.get_cmap("gray").copy()
+    gray.set_bad("tab:blue")
+    fig, axes = plt.subplots(1, len(images), figsize=(panel_width * len(images), 2.5))
+    for ax, (title, img) in zip(np.atleast_1d(axes), images):
+        is_std = "std" in title
+        shown = img.clamp(lo, hi) if not is_std and img.dim() == 2 else img
+        ax.imshow(shown, cmap="magma" if is_std else gray, vmin=0 if is_std and std_max else (None if is_std else lo),
+                  vmax=std_max if is_std else hi)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def _png(img: Tensor, lo: float, hi: float) -> bytes:
+    from PIL import Image
+
+    arr = ((_display(img) - lo) / max(hi - lo, 1e-12)).clamp(0, 1).mul(255).round().byte().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_run(out: Path, problem: Problem, samples: Tensor, truth: Tensor | None,
+              data_range: tuple[float, float] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """Write a run's outputs to ``out`` and return its metrics.
+
+    ``samples.npy (M, K, *x_shape)``, ``mean.npy`` / ``std.npy (M, *x_shape)``, ``mean.png`` /
+    ``std.png`` (first measurement), ``figure.png`` (truth, measurement, classical estimate,
+    posterior mean and std, up to three samples) and, last, ``metrics.json``: ``record`` (the
+    run's settings and counts) plus :func:`compute_metrics`.
+    """
+    samples = samples.detach().cpu()
+    mean = samples.mean(1)
+    std = samples.std(1) if samples.shape[1] > 1 else torch.zeros_like(mean)
+    back = classical_estimate(problem)
+    metrics = {**record, **compute_metrics(problem, samples, truth, data_range, back)}
+    atomic_write(out / "samples.npy", _npy_bytes(samples))
+    atomic_write(out / "mean.npy", _npy_bytes(mean))
+    atomic_write(out / "std.npy", _npy_bytes(std))
+    if mean.dim() == 4:
+        lo, hi = data_range if data_range is not None and mean.shape[1] != 2 else (0.0, float(_display(mean[0]).max()))
+        atomic_write(out / "mean.png", _png(mean[0], lo, hi))
+        atomic_write(out / "std.png", _png(std[0], 0.0, float(_display(std[0]).max())))
+    panels: list[tuple[str, Tensor]] = []
+    if truth is not None:
+        panels.append(("truth", truth[0].cpu()))
+    y = problem.measurement[:1]
+    if y.dim() == 4 and not y.is_complex():
+        panels.append(("measurement", y[0].cpu()))
+    if back is not None:
+        panels.append((back[0], back[1][0]))
+    panels += [("posterior mean", mean[0]), ("posterior std", std[0])]
+    panels += [(f"sample {k}", samples[0, k]) for k in range(min(3, samples.shape[1]))]
+    figure(out / "figure.png", panels, data_range)
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
+    return metrics

@@ -1,0 +1,282 @@
+"""``invprob solve``: the Hydra application — build the presets, simulate or read a
+measurement, sample the posterior, write the run folder (:func:`invprob.app.report.write_run`).
+
+A run folder is complete when its ``metrics.json`` exists and records the same settings as the
+request; ``metrics.json`` is written last, so a crashed run never looks complete. Re-running into
+a folder that holds a complete run with the same settings skips it (``skip_done=true``); a folder
+holding a run with other settings is re-run (``on_mismatch=rerun``, the default) or refused
+(``on_mismatch=refuse``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from .configs import GROUPS, PLUGIN_KEY, one_line, run_app
+
+__all__ = ["run", "main", "load_truth"]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: settings that do not change a run's result (left out of the completeness check)
+NOT_RECORDED = ("quiet", "skip_done", "on_mismatch")
+
+
+# -- settings ------------------------------------------------------------------------------
+def _device(value: Any) -> torch.device:
+    try:
+        device = torch.device(str(value))
+    except (RuntimeError, ValueError) as err:
+        raise InputError(f"`device` {value!r} is not a device; use cpu, cuda or cuda:N.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"`device` is {value!r} but no CUDA GPU is available here; use device=cpu.")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"`device` {value!r} is not supported; use cpu or cuda.")
+    return device
+
+
+def _positive_int(cfg: Any, key: str, allow_none: bool = False) -> int | None:
+    value = cfg.get(key)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"`{key}` must be a positive integer{' or null' if allow_none else ''}, got {value!r}.")
+    return value
+
+
+def _positive_float(cfg: Any, key: str) -> float:
+    value = cfg.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"`{key}` must be a finite number > 0, got {value!r}.")
+    return float(value)
+
+
+def _settings(cfg: Any) -> dict[str, Any]:
+    """The run's validated settings (every bad value a one-line :class:`InputError`)."""
+    if cfg.dtype not in DTYPES:
+        raise InputError(f"`dtype` must be one of {sorted(DTYPES)}, got {cfg.dtype!r}.")
+    if cfg.get("input") is not None and cfg.get("measurement") is not None:
+        raise InputError("give either `input=` (a ground truth to simulate from) or `measurement=` (a real "
+                         "measurement), not both.")
+    if cfg.get("on_mismatch", "rerun") not in ("rerun", "refuse"):
+        raise InputError(f"`on_mismatch` must be rerun or refuse, got {cfg.on_mismatch!r}.")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"`seed` must be a non-negative integer, got {seed!r}.")
+    input_range = cfg.get("input_range")
+    if input_range is not None:
+        if len(input_range) != 2 or not all(isinstance(v, (int, float)) for v in input_range) \
+                or not input_range[0] < input_range[1]:
+            raise InputError(f"`input_range` must be [low, high] with low < high, got {list(input_range)!r}.")
+        input_range = (float(input_range[0]), float(input_range[1]))
+    return {"dtype": DTYPES[cfg.dtype], "device": _device(cfg.device), "seed": seed,
+            "num_samples": _positive_int(cfg, "num_samples"),
+            "batch_size": _positive_int(cfg, "batch_size", allow_none=True),
+            "noise_sigma": _positive_float(cfg, "noise_sigma"),
+            "kspace_scale": _positive_float(cfg, "kspace_scale"), "input_range": input_range}
+
+
+def _build(group: str, cfg: Any, choices: dict[str, str]) -> Any:
+    """The group's object through :func:`invprob.registry.build` (the registry's checks apply)."""
+    from omegaconf import OmegaConf
+
+    from .. import registry
+
+    config = OmegaConf.to_container(cfg[group], resolve=True)
+    name = config.pop(PLUGIN_KEY, None) or choices[group]
+    return registry.build(GROUPS[group], name, config)
+
+
+# -- inputs --------------------------------------------------------------------------------
+def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[float, float] | None) -> torch.Tensor:
+    """Ground truth ``(M, *x_shape)`` in the prior's data range from an image, a folder of
+    images (one measurement each, in name order) or a ``.npy`` array.
+
+    Image files are mapped from [0, 255] to the prior's data range. A ``.npy`` is taken in the
+    prior's data range unless ``input_range=[low, high]`` says what range it is in; values far
+    outside the data range (e.g. [0, 255] or [0, 1] data given for a [-1, 1] prior) are refused
+    with the option to pass.
+    """
+    from ..checks import check_finite
+    from ..io import from_unit, load_image, to_unit
+    from ..operators.readers import read_array
+
+    gray = prior.x_shape is None or prior.x_shape[0] == 1
+    data_range = prior.data_range
+    if input_range is not None and data_range is None:
+        raise InputError("`input_range` maps a .npy to the prior's data range, but this prior has none "
+                         "(unbounded); give the values as they are and drop input_range.")
+    if not path.exists():
+        raise InputError(f"input not found: {path}; give an image, a folder of images or a .npy (`input=`).")
+    try:
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise InputError(f"`input` folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+            images = [load_image(f, gray=gray, data_range=data_range or (-1.0, 1.0)) for f in files]
+            if len({tuple(x.shape) for x in images}) > 1:
+                raise InputError(f"the images in {path} differ in size; crop them to one size first.")
+            x = torch.cat(images)
+        elif path.suffix == ".npy":
+            x = read_array(path, "input")
+            if x.is_complex():
+                raise InputError(f"`input` {path} is complex; the prior models real images (use real/imaginary "
+                                 f"channels or the magnitude).")
+            x = x.to(torch.float64)
+            if prior.x_shape is not None and x.dim() == len(prior.x_shape):
+                x = x[None]
+            check_finite(x, "input")
+            if input_range is not None:
+                x = from_unit(to_unit(x, input_range), data_range)
+            elif data_range is not None:
+                lo, hi = data_range
+                margin = 0.1 * (hi - lo)
+                if x.min() < lo - margin or x.max() > hi + margin:
+                    raise InputError(f"`input` {path} has values in [{x.min().item():.4g}, {x.max().item():.4g}], "
+                                     f"outside the prior's data range [{lo:g}, {hi:g}]; pass the range the file is "
+                                     f"in, e.g. input_range=[0,255] or input_range=[0,1].")
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            x = load_image(path, gray=gray, data_range=data_range or (-1.0, 1.0))
+        else:
+            raise InputError(f"`input` {path}: expected an image ({', '.join(IMAGE_SUFFIXES)}), a folder of "
+                             f"images or a .npy array, got {path.suffix!r}.")
+    except (OSError, SyntaxError) as err:  # PIL: unreadable or truncated image
+        raise InputError(f"`input` {path} cannot be read as an image ({one_line(err)}).") from err
+    if prior.x_shape is not None and tuple(x.shape[1:]) != tuple(prior.x_shape):
+        raise InputError(f"`input` {path} has shape {tuple(x.shape[1:])} but the prior models "
+                         f"{tuple(prior.x_shape)}; resize or crop it, or choose another prior.")
+    return x.to(dtype)
+
+
+# -- the run -------------------------------------------------------------------------------
+def _request(cfg: Any, choices: dict[str, str]) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    request = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_RECORDED:
+        request.pop(key, None)
+    request["presets"] = {group: choices[group] for group in GROUPS}
+    return request
+
+
+def _previous_run(out: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new), key=str)
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return "; ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+
+
+def _solve_in_batches(solver: Any, problem: Any, prior: Any, num_samples: int, batch_size: int | None,
+                      seed: int, progress: bool) -> tuple[torch.Tensor, int, int, float]:
+    """Solve ``batch_size`` measurements at a time (all at once when ``None``). Seeds depend on
+    the sample index only, so the samples are the same whatever the batch size. Returns the
+    samples ``(M, K, *x_shape)`` on the CPU, NFE per sample, operator calls and seconds."""
+    from ..problem import Problem
+
+    M = problem.num_measurements
+    if batch_size is None or batch_size >= M:
+        result = solver.solve(problem, prior, num_samples=num_samples, generator=seed, progress=progress)
+        return result.samples.detach().cpu(), result.nfe, result.operator_calls, result.seconds
+    per_measurement = [n for n, b in problem.operator.named_buffers() if b.dim() >= 3 and b.shape[0] == M]
+    if per_measurement:
+        raise InputError(f"the operator has one {per_measurement[0]} per measurement; solve all {M} together "
+                         f"(batch_size=null) or build it with a single one.")
+    parts, nfe, calls, seconds = [], 0, 0, 0.0
+    for start in range(0, M, batch_size):
+        sub = Problem(problem.operator, problem.measurement[start:start + batch_size], problem.noise)
+        result = solver.solve(sub, prior, num_samples=num_samples, generator=seed, progress=progress)
+        parts.append(result.samples.detach().cpu())
+        nfe, calls, seconds = result.nfe, calls + result.operator_calls, seconds + result.seconds
+    return torch.cat(parts), nfe, calls, seconds
+
+
+def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """Run one solve described by ``cfg`` (the composed Hydra config) into ``out`` (default: the
+    current directory, Hydra's run folder) and return its metrics (``None`` if skipped)."""
+    from ..noise import Gaussian
+    from ..operators.readers import load_measurement
+    from ..problem import Problem
+    from .report import OUTPUTS, write_run
+
+    out = Path.cwd() if out is None else Path(out)
+    if choices is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = dict(HydraConfig.get().runtime.choices)
+    settings = _settings(cfg)
+    request = _request(cfg, choices)
+    previous = _previous_run(out)
+    if previous is not None:
+        if previous.get("config") == request and all((out / name).is_file() for name in OUTPUTS):
+            if cfg.get("skip_done", True):
+                print(f"skipping: {out} holds a complete run with these settings (skip_done=false to redo it)")
+                return None
+        elif cfg.get("on_mismatch", "rerun") == "refuse":
+            raise InputError(f"{out} holds a run with other settings ({_differences(previous.get('config') or {}, request)}); "
+                             f"choose another folder (hydra.run.dir=...) or pass on_mismatch=rerun.")
+        (out / "metrics.json").unlink()  # from here on the folder holds no complete run
+    dtype, device = settings["dtype"], settings["device"]
+    prior = _build("prior", cfg, choices).to(device=device, dtype=dtype)
+    operator = _build("operator", cfg, choices).to(device=device, dtype=dtype)
+    solver = _build("solver", cfg, choices)
+    noise = Gaussian(settings["noise_sigma"])
+    truth = None
+    if cfg.get("measurement") is not None:
+        from hydra.utils import to_absolute_path
+
+        y, operator = load_measurement(Path(to_absolute_path(cfg.measurement)), operator, settings["kspace_scale"])
+        operator = operator.to(device=device, dtype=dtype)  # complex buffers keep a complex dtype
+        y_dtype = torch.promote_types(dtype, torch.complex64) if y.is_complex() else dtype
+        problem = Problem(operator, y.to(device=device, dtype=y_dtype), noise)
+    else:
+        if cfg.get("input") is not None:
+            from hydra.utils import to_absolute_path
+
+            truth = load_truth(Path(to_absolute_path(cfg.input)), prior, dtype, settings["input_range"]).to(device)
+        elif hasattr(prior, "sample"):
+            truth = prior.sample(1, torch.Generator().manual_seed(settings["seed"])).to(device=device, dtype=dtype)
+        else:
+            raise InputError("give `input=<image or .npy>` (ground truth) or `measurement=<.npy>`: this prior "
+                             "cannot draw a ground truth itself.")
+        if operator.x_shape is not None and tuple(truth.shape[1:]) != tuple(operator.x_shape):
+            raise InputError(f"the ground truth is {tuple(truth.shape[1:])} but the operator acts on "
+                             f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input.")
+        problem = Problem.simulate(operator, truth, noise,
+                                   generator=torch.Generator(device).manual_seed(settings["seed"]))
+    clock = time.perf_counter()
+    samples, nfe, calls, seconds = _solve_in_batches(solver, problem, prior, settings["num_samples"],
+                                                     settings["batch_size"], settings["seed"], not cfg.quiet)
+    record: dict[str, Any] = {
+        "config": request, "solver": choices["solver"], "solver_class": type(solver).__name__,
+        "operator": choices["operator"], "operator_class": type(problem.operator).__name__,
+        "prior": choices["prior"], "seed": settings["seed"], "noise_sigma": settings["noise_sigma"],
+        "num_samples": settings["num_samples"], "nfe_per_sample": nfe, "operator_calls": calls,
+        "seconds": seconds, "wall_seconds": time.perf_counter() - clock}
+    if device.type == "cuda":
+        record["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+    else:
+        import resource
+
+        record["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    metrics = write_run(out, problem, samples, truth, prior.data_range, record)
+    print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``invprob solve key=value ...``: 0 on success, 2 with one line on stderr for bad input."""
+    return run_app("config", run, argv)

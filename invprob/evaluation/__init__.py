@@ -1,0 +1,43 @@
+"""Evaluation: test problems with exact answers, metrics, reference samplers and data sets.
+
+What the benchmarks (``benchmarks/*.py``) are built from, public so that any solver can be
+measured the same way:
+
+* :mod:`~invprob.evaluation.testbed`: the Gaussian-mixture test bed, linear problems with a
+  closed-form posterior and phase retrieval with an exact posterior density;
+* :mod:`~invprob.evaluation.metrics`: sample-based distances to an exact posterior (sliced
+  Wasserstein and its noise floor, coverage, posterior-mean error) and PSNR / SSIM;
+* :mod:`~invprob.evaluation.modes`: mode census and mode-weight recovery for multimodal
+  posteriors with an exact density;
+* :mod:`~invprob.evaluation.reference`: an exact-density reference sampler (tempered SMC with
+  MALA moves) and the exact-conditional DAPS diagnostic;
+* :mod:`~invprob.evaluation.baselines`: classical reconstructions (TV);
+* :mod:`~invprob.evaluation.datasets`: the shared real data and each shipped prior's
+  held-apart images.
+"""
+
+from .baselines import tv_baseline
+from .datasets import BUILTIN_FOLDERS, HELD_APART, data_path, data_root, held_apart, load_images, set12
+from .metrics import coverage, posterior_mean_error, psnr, sliced_wasserstein, sliced_wasserstein_floor, ssim
+from .modes import (ModeCensus, aligned_rmse, ascend, assign_reached, assign_to_modes, distinct_rows,
+                    laplace_log_mass, mode_census, mode_tv, mode_tv_floor, orbit_frequencies)
+from .reference import ExactConditionalDAPS, ReferenceStats, reference_sampler
+from .testbed import (PROBLEMS, SIGMA_Y, X_SHAPE, PhaseRetrievalTestProblem, gaussian_matrix_operator, gmm_prior,
+                      inpainting_operator, make_problem, phase_retrieval_problem)
+
+__all__ = [
+    # testbed
+    "gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS", "X_SHAPE", "SIGMA_Y",
+    "PhaseRetrievalTestProblem", "phase_retrieval_problem",
+    # metrics
+    "sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error", "psnr", "ssim",
+    # modes
+    "ModeCensus", "aligned_rmse", "ascend", "laplace_log_mass", "distinct_rows", "mode_census", "assign_to_modes",
+    "assign_reached", "orbit_frequencies", "mode_tv", "mode_tv_floor",
+    # reference
+    "ReferenceStats", "reference_sampler", "ExactConditionalDAPS",
+    # baselines
+    "tv_baseline",
+    # datasets
+    "data_root", "data_path", "BUILTIN_FOLDERS", "load_images", "set12", "HELD_APART", "held_apart",
+]
