@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 # Override for your platform, e.g. `make test TORCH_SPEC="torch torchvision"`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# The real data the tests and benchmarks read (the package itself only looks at $INVPROB_DATA
+# and the user's cache): the shared folder beside this checkout, when there is one.
+INVPROB_DATA ?= $(abspath ../shared/data)
+export INVPROB_DATA
 
 .PHONY: setup demo test test-slow benchmark clean
 

@@ -59,6 +59,9 @@ SOLVERS = {
     "daps-hmc-phase-retrieval": ("daps-hmc-phase-retrieval", {}),
     "enkg": ("enkg", {}),
     "enkg-gmm-tuned": ("enkg-gmm-tuned", {}),
+    # DiffPIR with the official deblurring and inpainting settings (solvers/diffpir*.yaml).
+    "diffpir": ("diffpir", {}),
+    "diffpir-inpainting": ("diffpir-inpainting", {}),
     # Not a paper solver: tempered SMC with diffusion-prior Langevin moves, its step chosen on the
     # seed-7 GMM *phase-retrieval* problem (solvers/tempered-smc.yaml), not on these two problems.
     "tempered-smc": ("tempered-smc", {}),

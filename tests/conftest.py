@@ -8,6 +8,8 @@ import torch
 # The shared real data (../shared/data next to the repository, or $INVPROB_DATA).
 DATA = pathlib.Path(os.environ.get("INVPROB_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA} (set INVPROB_DATA)")
+# The package finds data only through $INVPROB_DATA (or the user's cache): point it here.
+os.environ.setdefault("INVPROB_DATA", str(DATA))
 
 
 @pytest.fixture

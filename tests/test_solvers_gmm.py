@@ -31,6 +31,7 @@ CASES = [
     ("daps", {"num_steps": 100}, 0.3),
     # the official code's damped HMC (its phase-retrieval config): measured 0.10, as Langevin DAPS
     ("daps-hmc-phase-retrieval", {"num_steps": 100}, 0.3),
+    ("diffpir", {}, 0.5),
 ]
 
 

@@ -1,7 +1,7 @@
 """Real images for training and evaluation: the shared data folder and the held-apart sets.
 
-The data are not shipped with the package: they live in the folder ``$INVPROB_DATA``, or
-else ``../shared/data`` beside the repository (:func:`data_root`), with the sub-folders
+The data are not shipped with the package: they live in the folder ``$INVPROB_DATA``, or else
+in the user's cache ``~/.cache/invprob/data`` (:func:`data_root`), with the sub-folders
 ``mnist/`` (the MNIST test set, ``t10k-images-idx3-ubyte.gz``), ``set12/``, ``train400/`` and
 ``mri_brain_images/``. :func:`load_images` reads them for training (the last ``holdout``
 images kept apart); :func:`held_apart` gives, per shipped prior, the images its training never
@@ -31,12 +31,14 @@ HELD_APART = {"mnist": "MNIST 9500+", "mnist-flow": "MNIST 9500+", "natural-gray
 
 
 def data_root() -> Path:
-    """The folder of the shared data: ``$INVPROB_DATA`` if set, else ``../shared/data`` beside
-    the repository (a source checkout). It need not exist; :func:`data_path` checks."""
+    """The folder of the data: ``$INVPROB_DATA`` if set, else ``data/`` in the user's cache
+    (``$INVPROB_CACHE`` or ``~/.cache/invprob``). It need not exist; :func:`data_path` checks.
+    The package never looks outside these two places (this repository's tests and CI set
+    ``INVPROB_DATA``)."""
     env = os.environ.get("INVPROB_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(os.environ.get("INVPROB_CACHE") or Path.home() / ".cache" / "invprob") / "data"
 
 
 def data_path(relative: str) -> Path:
@@ -47,8 +49,8 @@ def data_path(relative: str) -> Path:
     """
     p = data_root() / relative
     if not p.exists():
-        raise FileNotFoundError(f"data file not found: {p}; set INVPROB_DATA to the folder holding "
-                                f"the shared data (mnist/, set12/, ...).")
+        raise FileNotFoundError(f"data file not found: {p}; place it there, or set INVPROB_DATA to the folder "
+                                f"holding the data (mnist/, set12/, train400/, mri_brain_images/, ...).")
     return p
 
 

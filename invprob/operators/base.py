@@ -165,6 +165,31 @@ class LinearOperator(Operator):
             (grad,) = torch.autograd.grad(out, x, grad_outputs=y)
         return grad
 
+    def prox_data(self, z: Tensor, y: Tensor, rho: float | Tensor, num_iters: int = 100,
+                  tol: float = 1e-10) -> Tensor:
+        """``argmin_x ½‖A x − y‖² + (rho/2)‖x − z‖²`` by conjugate gradients on the normal equations
+        ``(AᵀA + ρ I) x = Aᵀy + ρ z``, per sample (``rho`` scalar or ``(B,)``), stopping when every
+        sample's residual is below ``tol`` relative to its right-hand side. Subclasses override it
+        with a closed form where one exists."""
+        rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device).reshape(-1, *([1] * (z.dim() - 1)))
+        b = self.adjoint(y) + rho * z
+        x = z.clone()
+        r = b - (self.adjoint(self.forward(x)) + rho * x)
+        p = r.clone()
+        rs = r.flatten(1).pow(2).sum(1)
+        stop = tol**2 * b.flatten(1).pow(2).sum(1).clamp_min(1e-300)
+        for _ in range(num_iters):
+            if bool((rs <= stop).all()):
+                break
+            Ap = self.adjoint(self.forward(p)) + rho * p
+            alpha = (rs / (p * Ap).flatten(1).sum(1).clamp_min(1e-300)).reshape(-1, *([1] * (z.dim() - 1)))
+            x = x + alpha * p
+            r = r - alpha * Ap
+            rs_new = r.flatten(1).pow(2).sum(1)
+            p = r + (rs_new / rs.clamp_min(1e-300)).reshape(-1, *([1] * (z.dim() - 1))) * p
+            rs = rs_new
+        return x
+
     def matrix(self) -> Tensor:
         """Dense ``(m, d)`` matrix of ``A`` built column by column (small problems only)."""
         d = self.x_numel

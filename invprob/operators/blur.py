@@ -234,7 +234,9 @@ class KernelBlur(LinearOperator):
         return torch.fft.ifft2(torch.fft.fft2(y) * inv).real
 
     def prox_data(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        self._require_circular("prox_data")
+        """Closed form by FFT with circular padding; conjugate gradients otherwise."""
+        if self.padding != "circular":
+            return super().prox_data(z, y, rho)
         otf = per_row(self._otf(*z.shape[-2:], z.dtype), z.shape[0], "kernel")
         rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device).reshape(-1, 1, 1, 1)
         num = otf.conj() * torch.fft.fft2(y) + rho * torch.fft.fft2(z)

@@ -127,7 +127,9 @@ class MRI(_MRIBase):
         return self.adjoint(y)  # M is a projection and F unitary: A⁺ = Aᴴ
 
     def prox_data(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        self._require_channels("prox_data")
+        """Closed form in k-space with ``image_mode='channels'``; conjugate gradients otherwise."""
+        if self.image_mode != "channels":
+            return super().prox_data(z, y, rho)
         m = self._mask(z.shape[0], z.dtype)
         rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device).reshape(-1, 1, 1)
         k = (m * y[:, 0] + rho * fft2c(self.to_complex(z))) / (m + rho)

@@ -2,10 +2,11 @@
 
 from .base import SolveResult, Solver, State
 from .daps import DAPS
+from .diffpir import DiffPIR
 from .dps import DPS
 from .enkg import EnKG
 from .smc import TemperedSMC
 from .mcg import MCG
 from .reddiff import REDDiff
 
-__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "EnKG", "TemperedSMC"]
+__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DiffPIR", "EnKG", "TemperedSMC"]
