@@ -62,6 +62,8 @@ SOLVERS = {
     # DiffPIR with the official deblurring and inpainting settings (solvers/diffpir*.yaml).
     "diffpir": ("diffpir", {}),
     "diffpir-inpainting": ("diffpir-inpainting", {}),
+    # DDNM+ as the official code runs it (solvers/ddnm.yaml).
+    "ddnm": ("ddnm", {}),
     # Not a paper solver: tempered SMC with diffusion-prior Langevin moves, its step chosen on the
     # seed-7 GMM *phase-retrieval* problem (solvers/tempered-smc.yaml), not on these two problems.
     "tempered-smc": ("tempered-smc", {}),

@@ -32,6 +32,7 @@ CASES = [
     # the official code's damped HMC (its phase-retrieval config): measured 0.10, as Langevin DAPS
     ("daps-hmc-phase-retrieval", {"num_steps": 100}, 0.3),
     ("diffpir", {}, 0.5),
+    ("ddnm", {}, 0.6),
 ]
 
 
