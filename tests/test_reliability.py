@@ -110,6 +110,7 @@ def _bad_files(folder: Path) -> None:
     np.save(folder / "wrong_shape.npy", np.zeros((1, 5)))
     np.save(folder / "complex.npy", np.zeros((1, 32), np.complex64))
     np.save(folder / "uint8.npy", np.full((1, 8, 8), 200, np.uint8))
+    np.save(folder / "unit.npy", np.random.default_rng(0).random((1, 1, 32, 32)))  # [0, 1] data
     (folder / "empty.npy").write_bytes(b"")
     (folder / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
@@ -136,7 +137,10 @@ BAD_CLI = [  # (arguments, a fragment the one line must contain)
     (["input=empty.png"], "empty.png"),
     (["input=empty.npy"], "empty.npy"),
     (["input=uint8.npy", "prior=mnist", "operator=inpainting-random", "operator.x_shape=[1,32,32]"], "input_range"),
+    (["input=unit.npy", "prior=mnist", "operator=inpainting-random", "operator.x_shape=[1,32,32]"], "input_range"),
     (["input=empty_images"], "no images"),
+    (["solver=nope"], "nope"),
+    (["-m", "solver=dps,nope"], "nope"),
     (["input=x.npy", "measurement=y.npy"], "not both"),
     (["noise_sigma=-1"], "noise_sigma"),
     (["noise_sigma=0"], "noise_sigma"),

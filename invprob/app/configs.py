@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 from .. import registry
 from ..errors import USER_ERRORS, InputError
 
-__all__ = ["CONF_DIR", "GROUPS", "register", "run_app", "one_line", "check_output_dirs"]
+__all__ = ["CONF_DIR", "GROUPS", "register", "run_app", "one_line", "check_output_dirs", "check_group_choices"]
 
 #: the primary configs (``config.yaml`` of ``invprob solve``, ``train.yaml`` of ``invprob train``)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -79,6 +79,21 @@ def _hydra_argv(argv: list[str]) -> Iterator[None]:
         sys.argv = saved
 
 
+def check_group_choices(argv: list[str]) -> None:
+    """Refuse an unknown preset in ``solver=`` / ``operator=`` / ``prior=`` (sweeps: each of a
+    comma-separated list) with one :class:`InputError` listing the available ones."""
+    available = registry.available()
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if group not in GROUPS or not value or "(" in value:
+            continue
+        for name in value.split(","):
+            if name not in available[GROUPS[group]]:
+                raise InputError(f"`{group}` {name!r} is not a preset; available: "
+                                 f"{', '.join(available[GROUPS[group]])}.")
+
+
 def run_app(config_name: str, task: Callable[[Any], Any], argv: list[str] | None = None) -> int:
     """Run ``task(cfg)`` as the Hydra app of primary config ``config_name`` (in :data:`CONF_DIR`)
     with the overrides ``argv``; returns 0, or 2 after printing one line for each job whose
@@ -88,6 +103,7 @@ def run_app(config_name: str, task: Callable[[Any], Any], argv: list[str] | None
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         check_output_dirs(argv)
+        check_group_choices(argv)
     except InputError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ __all__ = ["run", "main", "load_truth"]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: settings that do not change a run's result (left out of the completeness check)
-NOT_RECORDED = ("quiet", "skip_done", "on_mismatch")
+NOT_RECORDED = ("quiet", "skip_done", "on_mismatch", "batch_size")
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -133,6 +133,9 @@ def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[fl
                 x = x[None]
             check_finite(x, "input")
             if input_range is not None:
+                if x.min() < input_range[0] or x.max() > input_range[1]:
+                    raise InputError(f"`input` {path} has values in [{x.min().item():.4g}, {x.max().item():.4g}], "
+                                     f"outside the `input_range` {list(input_range)} given for it.")
                 x = from_unit(to_unit(x, input_range), data_range)
             elif data_range is not None:
                 lo, hi = data_range
@@ -141,6 +144,11 @@ def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[fl
                     raise InputError(f"`input` {path} has values in [{x.min().item():.4g}, {x.max().item():.4g}], "
                                      f"outside the prior's data range [{lo:g}, {hi:g}]; pass the range the file is "
                                      f"in, e.g. input_range=[0,255] or input_range=[0,1].")
+                if lo < 0 <= x.min().item():
+                    raise InputError(f"`input` {path} has no negative value (range [{x.min().item():.4g}, "
+                                     f"{x.max().item():.4g}]) while the prior's data range is [{lo:g}, {hi:g}]: if it is "
+                                     f"[0, 1] data pass input_range=[0,1] (or [0,255]); if it is already in the data "
+                                     f"range, say so with input_range=[{lo:g},{hi:g}].")
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             x = load_image(path, gray=gray, data_range=data_range or (-1.0, 1.0))
         else:
@@ -221,11 +229,11 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
     request = _request(cfg, choices)
     previous = _previous_run(out)
     if previous is not None:
-        if previous.get("config") == request and all((out / name).is_file() for name in OUTPUTS):
-            if cfg.get("skip_done", True):
-                print(f"skipping: {out} holds a complete run with these settings (skip_done=false to redo it)")
-                return None
-        elif cfg.get("on_mismatch", "rerun") == "refuse":
+        same = previous.get("config") == request
+        if same and all((out / name).is_file() for name in OUTPUTS) and cfg.get("skip_done", True):
+            print(f"skipping: {out} holds a complete run with these settings (skip_done=false to redo it)")
+            return None
+        if not same and cfg.get("on_mismatch", "rerun") == "refuse":
             raise InputError(f"{out} holds a run with other settings ({_differences(previous.get('config') or {}, request)}); "
                              f"choose another folder (hydra.run.dir=...) or pass on_mismatch=rerun.")
         (out / "metrics.json").unlink()  # from here on the folder holds no complete run

@@ -125,19 +125,23 @@ class Operator(nn.Module):
         """As ``nn.Module.to``, except that a real floating ``dtype`` moves complex buffers
         (coil maps, Fourier masks) to the complex dtype of the same precision instead of
         discarding their imaginary part: ``.to(torch.float32)`` keeps coil maps complex64."""
-        # Probe the requested device/dtype with the same arguments: a dtype was requested iff
-        # both probes end with the same one.
+        # A dtype was requested iff two probes of different dtypes end with the same one; the
+        # device is the one named (a device, a string, an index or a tensor's), else unchanged.
         probe32 = torch.empty(0, dtype=torch.float32).to(*args, **kwargs)
         probe64 = torch.empty(0, dtype=torch.float64).to(*args, **kwargs)
         dtype = probe32.dtype if probe32.dtype == probe64.dtype else None
+        named = [a.device if isinstance(a, Tensor) else a for a in args
+                 if isinstance(a, (str, torch.device, Tensor)) or (isinstance(a, int) and not isinstance(a, bool))]
+        device = kwargs.get("device", named[0] if named else None)
+        device = probe32.device if device is not None else None
         if dtype is None or not dtype.is_floating_point:
             return super().to(*args, **kwargs)
         complex_dtype = torch.promote_types(dtype, torch.complex64)
 
         def convert(t: Tensor) -> Tensor:
             if t.is_complex():
-                return t.to(device=probe32.device, dtype=complex_dtype)
-            return t.to(device=probe32.device, dtype=dtype if t.is_floating_point() else None)
+                return t.to(device=device or t.device, dtype=complex_dtype)
+            return t.to(device=device or t.device, dtype=dtype if t.is_floating_point() else None)
 
         return self._apply(convert)
 
@@ -172,21 +176,24 @@ class LinearOperator(Operator):
         sample's residual is below ``tol`` relative to its right-hand side. Subclasses override it
         with a closed form where one exists."""
         rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device).reshape(-1, *([1] * (z.dim() - 1)))
+        tiny, tol = torch.finfo(z.dtype).tiny, max(tol, 10 * torch.finfo(z.dtype).eps)
         b = self.adjoint(y) + rho * z
         x = z.clone()
         r = b - (self.adjoint(self.forward(x)) + rho * x)
         p = r.clone()
         rs = r.flatten(1).pow(2).sum(1)
-        stop = tol**2 * b.flatten(1).pow(2).sum(1).clamp_min(1e-300)
+        stop = tol**2 * b.flatten(1).pow(2).sum(1).clamp_min(tiny)
         for _ in range(num_iters):
-            if bool((rs <= stop).all()):
+            done = rs <= stop
+            if bool(done.all()):
                 break
             Ap = self.adjoint(self.forward(p)) + rho * p
-            alpha = (rs / (p * Ap).flatten(1).sum(1).clamp_min(1e-300)).reshape(-1, *([1] * (z.dim() - 1)))
+            alpha = torch.where(done, 0.0, rs / (p * Ap).flatten(1).sum(1).clamp_min(tiny))  # finished rows stay
+            alpha = alpha.reshape(-1, *([1] * (z.dim() - 1)))
             x = x + alpha * p
             r = r - alpha * Ap
             rs_new = r.flatten(1).pow(2).sum(1)
-            p = r + (rs_new / rs.clamp_min(1e-300)).reshape(-1, *([1] * (z.dim() - 1))) * p
+            p = r + (rs_new / rs.clamp_min(tiny)).reshape(-1, *([1] * (z.dim() - 1))) * p
             rs = rs_new
         return x
 

@@ -102,6 +102,9 @@ def load_measurement(path: str | Path, operator: Operator, kspace_scale: float =
     H, W = data.shape[-2:]
     if "mask" in keys:
         mask = torch.as_tensor(np.asarray(store["mask"])).float()
+        if tuple(mask.shape[-2:]) != (H, W):
+            raise InputError(f"`mask` in {path} is {tuple(mask.shape)} but the k-space is {H}x{W}; give a mask of "
+                             f"the k-space's size.")
     elif tuple(operator.mask.shape[-2:]) == (H, W):
         mask = operator.mask
     else:
