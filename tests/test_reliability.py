@@ -194,6 +194,12 @@ def test_npy_input_range_is_explicit(tmp_path):
     assert np.allclose(np.load(tmp_path / "a" / "samples.npy"), np.load(tmp_path / "b" / "samples.npy"))
 
 
+def test_list_piped_into_a_reader_that_stops_early_is_quiet(tmp_path):
+    proc = subprocess.run(f"{sys.executable} -m invprob.app.cli list | head -1", shell=True, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "solvers:" and "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
+
+
 def test_help_and_small_demo_run(tmp_path):
     top = invprob(["--help"], tmp_path)
     assert top.returncode == 0 and "solve" in top.stdout

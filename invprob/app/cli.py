@@ -16,7 +16,16 @@ commands:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:  # output piped into a reader that stopped early (`invprob list | head`)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+
+
+def _dispatch(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else (None, [])
     if command in ("-h", "--help", "help"):
         print(USAGE)
