@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 INVPROB_DATA ?= $(abspath ../shared/data)
 export INVPROB_DATA
 
-.PHONY: setup demo test test-slow benchmark clean
+.PHONY: setup demo test test-slow benchmark docs clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ test-slow: setup
 
 benchmark: setup
 	$(PY) benchmarks/posterior_gmm.py --seed 7 --matched --json benchmarks/results/posterior_gmm_seed7.json
+
+docs: setup
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -5,7 +5,7 @@ Every error names the argument, the value received, what was expected and a fix.
 
 from __future__ import annotations
 
-__all__ = ["UnsupportedProblemError", "CapabilityError", "CheckpointError", "InputError", "USER_ERRORS"]
+__all__ = ["UnsupportedProblemError", "CapabilityError", "CheckpointError", "InputError", "DataNotFoundError", "USER_ERRORS"]
 
 
 class UnsupportedProblemError(ValueError):
@@ -29,6 +29,12 @@ class InputError(ValueError):
     """A user's input that cannot be used as given: a missing or unreadable file, a
     measurement or image of the wrong shape, type or range, a bad setting of a run.
     The message names the argument and the fix; the CLI prints it as one line (exit 2)."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A file of a named data set (:mod:`invprob.datasets`) is missing and cannot be
+    downloaded, or does not match its pinned sha256. The message names the file, its source,
+    its checksum and where to place it."""
 
 
 #: What the CLI reports as one line and exit status 2 (validation errors of the library and

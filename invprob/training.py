@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .evaluation.datasets import load_images
+from .datasets import load_images
 from .streams import mix
 from .sampling import edm_preconditioning, euler_ode, karras_sigmas
 
@@ -161,7 +161,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if isinstance(config.holdout, bool) or not isinstance(config.holdout, int) or config.holdout < 0:
         raise ValueError(f"`holdout` must be a non-negative integer, got {config.holdout!r}.")
-    train_x, _ = load_images(config.data, config.image_size, config.holdout, config.resize)
+    train_x, _ = load_images(config.data, config.image_size, config.holdout, config.resize, progress=progress)
     if len(train_x) == 0:
         raise ValueError(f"`data` {config.data!r} leaves no training image after keeping `holdout`={config.holdout} "
                          f"apart; lower `holdout` or give more images.")

@@ -19,7 +19,7 @@ def layer(module: str) -> int:
     if module in CONTRACTS:
         return 1
     top = module.split(".")[0]
-    if top in ("operators", "priors", "solvers", "registry", "weights", "examples_data", "conf"):
+    if top in ("operators", "priors", "solvers", "registry", "datasets", "weights", "examples_data", "conf"):
         return 2
     if top in ("evaluation", "app", "training"):
         return 3

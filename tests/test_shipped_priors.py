@@ -16,7 +16,7 @@ def test_mnist_prior_is_listed_and_loads_with_its_checksum():
 
 @needs_data
 def test_mnist_prior_denoises_held_apart_digits():
-    from invprob.evaluation import load_images
+    from invprob.datasets import load_images
 
     prior = get_prior("mnist")
     clean = load_images("mnist", 32, holdout=500)[1][:2]  # MNIST test images 9500, 9501: never trained on

@@ -62,7 +62,7 @@ def test_per_sample_crops_and_flips(tmp_path):
     data = tmp_path / "big.npy"
     np.save(data, np.arange(16 * 16, dtype=np.float32).reshape(1, 16, 16).repeat(3, 0) / 256)
     config = TrainConfig(data=str(data), image_size=8, batch_size=32, holdout=0, flips=True)
-    from invprob.evaluation import load_images
+    from invprob.datasets import load_images
 
     train_x, _ = load_images(config.data, 8)
     x, _ = training_batch(train_x, 0, config)

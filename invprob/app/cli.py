@@ -1,4 +1,5 @@
-"""The ``invprob`` command: ``solve`` and ``train`` (Hydra apps), ``demo``, ``list``, ``fetch-prior``."""
+"""The ``invprob`` command: ``solve`` and ``train`` (Hydra apps), ``demo``, ``list``, ``fetch-prior``,
+``fetch-data``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ commands:
   demo         the default reconstruction (4x MRI of a held-apart brain slice); demo mnist-gmm: the exact check
   list         the presets (solvers, operators, priors) and whether each prior's weights are present
   train        train a prior: invprob train data=... out=... [key=value ...]
-  fetch-prior  download a prior's weights into the cache: invprob fetch-prior NAME"""
+  fetch-prior  download a prior's weights into the cache: invprob fetch-prior NAME
+  fetch-data   install a data set (checked by sha256): invprob fetch-data NAME [--verify]"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +46,8 @@ def _dispatch(argv: list[str]) -> int:
         return train_main(rest)
     if command == "fetch-prior":
         return fetch_prior(rest)
+    if command == "fetch-data":
+        return fetch_data(rest)
     if command == "list":
         return list_presets()
     print(USAGE, file=sys.stderr)
@@ -64,6 +68,36 @@ def list_presets() -> int:
             status = "plugin" if name not in yaml_presets else (
                 weights_status(load_preset(group, name)) if group == "priors" else "")
             print(f"  {name}{f'  ({status})' if status else ''}")
+    from ..datasets import DATASETS, data_root
+
+    print(f"data sets (in {data_root()}; `invprob fetch-data NAME` installs one):")
+    for name, dataset in DATASETS.items():
+        present = sum((data_root() / dataset.folder / f).is_file() for f in dataset.files)
+        print(f"  {name}  ({present}/{len(dataset.files)} files present)")
+    return 0
+
+
+def fetch_data(argv: list[str]) -> int:
+    """``invprob fetch-data NAME [--verify]``: install a data set under $INVPROB_DATA or the cache."""
+    import argparse
+
+    from ..datasets import DATASETS, fetch
+    from ..errors import DataNotFoundError
+
+    parser = argparse.ArgumentParser(prog="invprob fetch-data", description=fetch_data.__doc__)
+    parser.add_argument("name", help=f"one of {', '.join(DATASETS)}")
+    parser.add_argument("--verify", action="store_true", help="also re-hash the files already present")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.name not in DATASETS:
+        print(f"error: `name`: unknown data set {args.name!r}; choose one of {', '.join(DATASETS)}.", file=sys.stderr)
+        return 2
+    try:
+        folder = fetch(args.name, verify=args.verify, progress=not args.quiet)
+    except DataNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {len(DATASETS[args.name].files)} files ready in {folder}")
     return 0
 
 

@@ -12,12 +12,12 @@ measured the same way:
 * :mod:`~invprob.evaluation.reference`: an exact-density reference sampler (tempered SMC with
   MALA moves) and the exact-conditional DAPS diagnostic;
 * :mod:`~invprob.evaluation.baselines`: classical reconstructions (TV);
-* :mod:`~invprob.evaluation.datasets`: the shared real data and each shipped prior's
-  held-apart images.
+* :mod:`~invprob.evaluation.datasets`: the Set12 crops and each shipped prior's held-apart
+  images (from the data sets of :mod:`invprob.datasets`).
 """
 
 from .baselines import tv_baseline
-from .datasets import BUILTIN_FOLDERS, HELD_APART, data_path, data_root, held_apart, load_images, set12
+from .datasets import HELD_APART, held_apart, set12
 from .metrics import coverage, posterior_mean_error, psnr, sliced_wasserstein, sliced_wasserstein_floor, ssim
 from .modes import (ModeCensus, aligned_rmse, ascend, assign_reached, assign_to_modes, distinct_rows,
                     laplace_log_mass, mode_census, mode_tv, mode_tv_floor, orbit_frequencies)
@@ -39,5 +39,5 @@ __all__ = [
     # baselines
     "tv_baseline",
     # datasets
-    "data_root", "data_path", "BUILTIN_FOLDERS", "load_images", "set12", "HELD_APART", "held_apart",
+    "set12", "HELD_APART", "held_apart",
 ]
