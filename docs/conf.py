@@ -51,8 +51,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb", "auto_examples/*.py",
-                    "auto_examples/*.zip", "auto_examples/*.md5", "auto_examples/*.codeobj.json"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
 html_theme = "furo"
 html_title = f"invprob {release}"
@@ -173,6 +172,16 @@ def _flow(value) -> str:
     return text
 
 
+def _raw_scalars(path: Path) -> dict[str, str]:
+    """Top-level ``key: value`` lines of a YAML file as written (``1e-4`` stays ``1e-4``)."""
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"([A-Za-z_][\w.-]*):\s+([^#{}\[\]&*!|>'\"][^#]*?)\s*", line)
+        if match:
+            out[match.group(1)] = match.group(2)
+    return out
+
+
 def _literal(text: str) -> str:
     return f"``{text}``" if "`" not in text and not text.endswith("\\") else _escape(text)
 
@@ -208,9 +217,11 @@ def _preset_table(presets: list[tuple[str, Path, dict]], page_dir: Path) -> str:
         else:
             lines.append(f"     - (no comment in ``{path.name}``)")
         if settings:
+            raw = _raw_scalars(path)
             first = True
             for key, value in settings.items():
-                lines.append(("     - " if first else "       ") + f"* {_literal(f'{key}: {_flow(value)}')}")
+                text = raw.get(key, _flow(value))
+                lines.append(("     - " if first else "       ") + f"* {_literal(f'{key}: {text}')}")
                 first = False
         else:
             lines.append("     - (none)")
@@ -240,11 +251,10 @@ def _summary(module) -> str:
 
 def _page_title(module, classes: list[str]) -> str:
     first = _summary(module).split(". ")[0]
-    for sep in (" — ", ": "):
-        if sep in first:
-            head = first.split(sep)[0].strip()
-            if 0 < len(head) <= 40:
-                return head.replace("``", "")
+    cuts = [first.index(sep) for sep in (" — ", ": ") if sep in first]
+    head = first[: min(cuts)].strip() if cuts else ""
+    if 0 < len(head) <= 40:
+        return head.replace("``", "")
     return ", ".join(classes)
 
 
@@ -359,12 +369,12 @@ def _api_pages(documented: set[int]) -> None:
     pages = {
         "invprob": ["invprob", "invprob.noise", "invprob.registry", "invprob.sampling", "invprob.errors",
                     "invprob.io", "invprob.training"],
+        "invprob.datasets": ["invprob.datasets"],  # before invprob.evaluation, which re-exports from it
         "invprob.operators": ["invprob.operators", "invprob.operators.base", "invprob.operators.readers"],
         "invprob.priors": ["invprob.priors", "invprob.priors.adm", "invprob.priors.latent", "invprob.priors.cards",
                            "invprob.priors.shipped", "invprob.priors.deepinv_bridge"],
         "invprob.solvers": ["invprob.solvers", "invprob.solvers.base"],
         "invprob.evaluation": ["invprob.evaluation"],
-        "invprob.datasets": ["invprob.datasets"],
     }
     written = set()
     for page, modules in pages.items():
@@ -453,42 +463,5 @@ def generate_pages(app) -> None:
     _results_pages()
 
 
-# Modules whose docstrings are being rewritten by another change at the time of writing:
-# docutils' reports on their docstrings (e.g. a malformed table) are logged as information
-# rather than warnings, so they do not fail the build. Only reports located in these files'
-# docstrings are affected; remove an entry once its docstrings parse cleanly.
-DOCSTRINGS_IN_FLUX = ("invprob/datasets.py", "invprob/evaluation/datasets.py", "invprob/evaluation/metrics.py")
-
-
-class _FluxDocstringFilter:
-    """Logging filter on Sphinx's warning handler: demotes docutils reports on the docstrings of
-    :data:`DOCSTRINGS_IN_FLUX` to information."""
-
-    def __init__(self) -> None:
-        self.prefixes = tuple(f"{ROOT / path}:docstring of " for path in DOCSTRINGS_IN_FLUX)
-
-    def filter(self, record) -> bool:
-        location = getattr(record, "location", None)
-        if getattr(record, "type", None) == "docutils" and isinstance(location, str) \
-                and location.startswith(self.prefixes):
-            from sphinx.util import logging as sphinx_logging
-
-            sphinx_logging.getLogger(__name__).info("[docstring in flux, not counted] %s: %s", location,
-                                                    record.getMessage().splitlines()[0])
-            return False
-        return True
-
-
-def _install_flux_filter(app) -> None:
-    import logging
-
-    from sphinx.util.logging import NAMESPACE, WarningStreamHandler
-
-    for handler in logging.getLogger(NAMESPACE).handlers:
-        if isinstance(handler, WarningStreamHandler):
-            handler.filters.insert(0, _FluxDocstringFilter())
-
-
 def setup(app):
     app.connect("builder-inited", generate_pages)
-    _install_flux_filter(app)

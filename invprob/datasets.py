@@ -12,17 +12,15 @@ its sha256 and the path to place it at.
 ``$INVPROB_DATA_MIRROR`` replaces the public sources by a mirror holding the installed layout
 (``<mirror>/<folder>/<file>``, ``http(s)://`` or ``file://``), e.g. a lab's shared copy.
 
-=====================  ==================  ==================================================
-name                   folder              what
-=====================  ==================  ==================================================
-``mnist``              ``mnist``           MNIST test images/labels (idx ``.gz``)
-``train400``           ``train400``        the 400 BSD crops DnCNN trains on (180×180, gray)
-``set12``              ``set12``           Set12 test images (gray, 256² and 512²)
-``set5``, ``set14``    ``set5``, ``set14`` super-resolution test sets (stored as PNG)
-``brain-mri``          ``mri_brain_images`` 40 brain MR slices 256², radial masks ``masks/``
-``brain-8coil-kspace`` ``mri_sigpy_brain_8coil`` real 8-coil brain k-space (``.npy``)
-``blur-kernels``       ``blur_kernels``    Levin et al. 2009 and KAIR blur kernels
-=====================  ==================  ==================================================
+The sets (name: folder, what):
+
+* ``mnist``: ``mnist/``, MNIST test images and labels (idx ``.gz``);
+* ``train400``: ``train400/``, the 400 BSD crops DnCNN trains on (180×180, gray);
+* ``set12``: ``set12/``, Set12 test images (gray, 256² and 512²);
+* ``set5``, ``set14``: ``set5/``, ``set14/``, super-resolution test sets (stored as PNG);
+* ``brain-mri``: ``mri_brain_images/``, 40 brain MR slices 256² and radial masks in ``masks/``;
+* ``brain-8coil-kspace``: ``mri_sigpy_brain_8coil/``, real 8-coil brain k-space (``.npy``);
+* ``blur-kernels``: ``blur_kernels/``, Levin et al. 2009 and KAIR blur kernels.
 
 ``invprob fetch-data NAME`` does the same from the command line.
 """

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["get_solver", "get_operator", "get_prior", "available", "presets", "instantiate", "config_dir",
+__all__ = ["get_solver", "plugin", "get_operator", "get_prior", "available", "presets", "instantiate", "config_dir",
            "load_preset", "locate", "build", "GROUPS"]
 
 GROUPS = ("solvers", "operators", "priors")
@@ -55,6 +55,14 @@ def presets(group: str) -> list[str]:
 def available() -> dict[str, list[str]]:
     """Preset names per group (``solvers``, ``operators``, ``priors``), plugins included."""
     return {group: sorted(set(presets(group)) | set(_entry_points(group))) for group in GROUPS}
+
+
+def plugin(group: str, name: str) -> Any:
+    """The object a plugin's entry point ``name`` of ``group`` names (e.g. a solver class)."""
+    plugins = _entry_points(group)
+    if name not in plugins:
+        raise _unknown(group, name)
+    return plugins[name].load()
 
 
 def _unknown(group: str, name: object) -> KeyError:
@@ -118,10 +126,7 @@ def build(group: str, name: str, config: dict[str, Any] | None = None) -> Any:
                             f"{sorted(unknown)}; it takes {sorted(k for k in preset if not k.startswith('_'))}.")
         preset.update(config)
         return instantiate(preset)
-    plugins = _entry_points(group)
-    if name in plugins:
-        return plugins[name].load()(**{k: instantiate(v) for k, v in config.items() if not k.startswith("_")})
-    raise _unknown(group, name)
+    return plugin(group, name)(**{k: instantiate(v) for k, v in config.items() if not k.startswith("_")})
 
 
 def _accepts(target: Any, names: set[str]) -> bool:

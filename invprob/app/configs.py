@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterator
 from .. import registry
 from ..errors import USER_ERRORS, InputError
 
-__all__ = ["CONF_DIR", "GROUPS", "register", "run_app", "one_line", "check_output_dirs", "check_group_choices"]
+__all__ = ["CONF_DIR", "GROUPS", "register", "run_app", "one_line", "check_output_dirs", "check_group_choices",
+           "preset_node"]
 
 #: the primary configs (``config.yaml`` of ``invprob solve``, ``train.yaml`` of ``invprob train``)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -36,12 +37,35 @@ def register() -> None:
 
     store = ConfigStore.instance()
     for group, folder in GROUPS.items():
-        names = registry.available()[folder]
-        yaml_presets = set(registry.presets(folder))
-        for name in names:
-            node = registry.load_preset(folder, name) if name in yaml_presets else {PLUGIN_KEY: name}
-            store.store(group=group, name=name, node=node)
+        for name in registry.available()[folder]:
+            store.store(group=group, name=name, node=preset_node(folder, name))
     store.store(name="train_config", node=TrainConfig)
+
+
+def _simple_defaults(target: Any) -> dict[str, Any]:
+    """The keyword arguments of ``target`` whose defaults are plain values (numbers, strings,
+    booleans, ``None``), so that the CLI can override them as ``solver.<name>=``."""
+    import inspect
+
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and (p.default is None or isinstance(p.default, (bool, int, float, str)))}
+
+
+def preset_node(folder: str, name: str) -> dict[str, Any]:
+    """The config node of preset ``name`` of ``folder``: the YAML preset, or a plugin's
+    ``{_plugin_: name}``, completed with the target's other plain-valued keyword arguments at
+    their defaults (so every argument is overridable as ``solver.<arg>=`` without ``+``)."""
+    if name in registry.presets(folder):
+        node = registry.load_preset(folder, name)
+        target = registry.locate(node["_target_"])
+    else:
+        node = {PLUGIN_KEY: name}
+        target = registry.plugin(folder, name)
+    return {**_simple_defaults(target), **node}
 
 
 def one_line(err: BaseException) -> str:
@@ -94,6 +118,36 @@ def check_group_choices(argv: list[str]) -> None:
                                  f"{', '.join(available[GROUPS[group]])}.")
 
 
+def check_preset_arguments(argv: list[str], defaults: dict[str, str]) -> None:
+    """Refuse ``solver.<key>=`` (``operator.``, ``prior.``) when the chosen preset (from
+    ``solver=`` in ``argv``, else ``defaults``) has no argument ``key``: one :class:`InputError`
+    naming the preset and its arguments, instead of Hydra's multi-line message."""
+    chosen = dict(defaults)
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") in GROUPS and value and "(" not in value:
+            chosen[key.lstrip("+~")] = value
+    for arg in argv:
+        key, _, _ = arg.partition("=")
+        group, dot, field = key.partition(".")
+        if key.startswith(("+", "~")) or group not in GROUPS or not dot or group not in chosen:
+            continue
+        field = field.split(".")[0]
+        for name in chosen[group].split(","):
+            node = preset_node(GROUPS[group], name)
+            if field not in node:
+                takes = ", ".join(k for k in node if not k.startswith("_"))
+                raise InputError(f"`{key}`: {group} preset {name!r} has no argument {field!r}; it takes {takes}.")
+
+
+def _default_choices(config_name: str) -> dict[str, str]:
+    """``{group: preset}`` of the primary config's ``defaults`` list (e.g. ``solver: dps``)."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / f"{config_name}.yaml").read_text()).get("defaults", [])
+    return {k: v for item in defaults if isinstance(item, dict) for k, v in item.items() if k in GROUPS}
+
+
 def run_app(config_name: str, task: Callable[[Any], Any], argv: list[str] | None = None) -> int:
     """Run ``task(cfg)`` as the Hydra app of primary config ``config_name`` (in :data:`CONF_DIR`)
     with the overrides ``argv``; returns 0, or 2 after printing one line for each job whose
@@ -104,6 +158,7 @@ def run_app(config_name: str, task: Callable[[Any], Any], argv: list[str] | None
     try:
         check_output_dirs(argv)
         check_group_choices(argv)
+        check_preset_arguments(argv, _default_choices(config_name))
     except InputError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

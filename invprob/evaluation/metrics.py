@@ -1,10 +1,16 @@
 """Metrics: posterior accuracy (sliced Wasserstein, noise floor, coverage) and image quality.
 
-PSNR/SSIM delegate to deepinv (``deepinv.loss.metric``) on images mapped to [0, 1].
+PSNR/SSIM delegate to deepinv (``deepinv.loss.metric``) on images mapped to [0, 1]; LPIPS to
+the ``lpips`` package (Zhang et al. 2018); FID/KID over sets to torchmetrics. The perceptual
+metrics need pretrained feature networks from the user's torch cache (downloaded once when
+online): without them the factories print one notice and return ``None``, so a table leaves the
+column out instead of crashing.
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -13,7 +19,7 @@ from torch import Tensor
 from ..io import to_unit
 
 __all__ = ["sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error",
-           "psnr", "ssim"]
+           "psnr", "ssim", "lpips_metric", "set_distances"]
 
 
 def _flat(samples: Tensor, name: str) -> Tensor:
@@ -101,3 +107,98 @@ def ssim(x: Tensor, reference: Tensor, data_range: tuple[float, float] = (-1.0, 
     from deepinv.loss.metric import SSIM
 
     return SSIM()(to_unit(x, data_range).clamp(0, 1).float(), to_unit(reference, data_range).float())
+
+
+def _cached(url: str) -> bool:
+    """Whether the torch hub cache holds the file of ``url`` (torchvision's and torch-fidelity's
+    weights are cached there under their file names)."""
+    return (Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]).is_file()
+
+
+def _notice(what: str) -> None:
+    print(f"notice: {what}; the column is left out.", file=sys.stderr)
+
+
+def lpips_metric(backbone: str = "pretrained",
+                 data_range: tuple[float, float] = (-1.0, 1.0)) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """LPIPS (Zhang et al. 2018, "The unreasonable effectiveness of deep features as a perceptual
+    metric"), AlexNet variant, version 0.1, via the ``lpips`` package: ``f(x, reference) -> (B,)``
+    for images ``(B, C, H, W)`` in ``data_range`` (gray images are repeated to 3 channels; lower
+    is better).
+
+    Args:
+        backbone: ``'pretrained'``: torchvision's ImageNet AlexNet weights, read from the torch
+            cache (``torch.hub.get_dir()``); ``'random'``: a randomly initialised AlexNet (a
+            stand-in that needs no download, for tests).
+        data_range: the images' value range.
+
+    Returns:
+        The metric, or ``None`` after one notice when ``lpips`` is not installed or the AlexNet
+        weights are not in the cache (``python -c "import torchvision;
+        torchvision.models.alexnet(weights='DEFAULT')"`` fetches them once when online).
+    """
+    if backbone not in ("pretrained", "random"):
+        raise ValueError(f"`backbone` must be 'pretrained' or 'random', got {backbone!r}.")
+    try:
+        import lpips
+    except ImportError:
+        _notice("LPIPS needs the `lpips` package (pip install lpips)")
+        return None
+    from torchvision.models import AlexNet_Weights
+
+    if backbone == "pretrained" and not _cached(AlexNet_Weights.IMAGENET1K_V1.url):
+        _notice(f"LPIPS needs torchvision's AlexNet weights in {torch.hub.get_dir()}/checkpoints")
+        return None
+    net = lpips.LPIPS(net="alex", pnet_rand=backbone == "random", verbose=False).eval()
+
+    def metric(x: Tensor, reference: Tensor) -> Tensor:
+        a, b = (to_unit(t, data_range).clamp(0, 1).float() * 2 - 1 for t in (x, reference))
+        if a.shape[1] == 1:
+            a, b = a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1)
+        with torch.no_grad():
+            return net.to(a.device)(a, b).flatten()
+
+    return metric
+
+
+def set_distances(real: Tensor, fake: Tensor, feature: torch.nn.Module | None = None,
+                  data_range: tuple[float, float] = (-1.0, 1.0), kid_subset: int = 50) -> dict[str, float] | None:
+    """FID (Heusel et al. 2017) and KID (Bińkowski et al. 2018) between two image sets, via
+    torchmetrics.
+
+    Args:
+        real, fake: ``(N, C, H, W)`` in ``data_range`` (gray repeated to 3 channels). FID needs
+            far more images than feature dimensions to be meaningful (thousands for Inception's
+            2048); KID is unbiased for small sets.
+        feature: the feature network (a module with ``num_features`` mapping ``(N, 3, H, W)`` uint8 or
+            float to ``(N, num_features)``); ``None``: torchmetrics' InceptionV3 (torch-fidelity),
+            whose weights must be in the torch cache.
+        kid_subset: KID's subset size (capped by the set sizes).
+
+    Returns:
+        ``{"fid": ..., "kid": ..., "kid_std": ...}``, or ``None`` after one notice when the
+        Inception weights or torch-fidelity are missing.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if feature is None:
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+        except ImportError:
+            _notice("FID/KID need the `torch-fidelity` package (pip install torch-fidelity)")
+            return None
+        if not _cached(URL_INCEPTION_V3):
+            _notice(f"FID/KID need the InceptionV3 weights in {torch.hub.get_dir()}/checkpoints")
+            return None
+        feature = 2048
+    a, b = (to_unit(t, data_range).clamp(0, 1).float() for t in (real, fake))
+    if a.shape[1] == 1:
+        a, b = a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1)
+    fid = FrechetInceptionDistance(feature=feature, normalize=True)
+    kid = KernelInceptionDistance(feature=feature, normalize=True, subset_size=min(kid_subset, len(a), len(b)))
+    for m in (fid, kid):
+        m.update(a, real=True)
+        m.update(b, real=False)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": fid.compute().item(), "kid": kid_mean.item(), "kid_std": kid_std.item()}
