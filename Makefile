@@ -9,8 +9,10 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 # The real data the tests and benchmarks read (the package itself only looks at $INVPROB_DATA
 # and the user's cache): the shared folder beside this checkout, when there is one.
+ifneq ($(wildcard ../shared/data),)
 INVPROB_DATA ?= $(abspath ../shared/data)
 export INVPROB_DATA
+endif
 
 .PHONY: setup demo test test-slow benchmark docs clean
 
@@ -35,8 +37,12 @@ test-slow: setup
 benchmark: setup
 	$(PY) benchmarks/posterior_gmm.py --seed 7 --matched --json benchmarks/results/posterior_gmm_seed7.json
 
+# The documentation site (warnings are errors). The gallery runs every example with --quick;
+# `make docs INVPROB_DOCS_QUICK=0` runs them at their defaults (about 5 minutes each on a CPU).
+INVPROB_DOCS_QUICK ?= 1
+export INVPROB_DOCS_QUICK
 docs: setup
-	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache

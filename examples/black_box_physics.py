@@ -15,7 +15,10 @@ recover the initial field from the 24 readings.
    prior; the simulator is wrapped as a :class:`~invprob.operators.BlackBox` and called only
    forward.
 3. **Ensemble Kalman inversion** (Iglesias, Law & Stuart 2013), the classical derivative-free
-   baseline, started from an ensemble of prior fields.
+   baseline, started from an ensemble of prior fields: an optimiser (its ensemble collapses
+   towards one fit), where EnKG samples a posterior.
+
+EnKG runs 20 steps here instead of the paper's 80, to fit a CPU's five minutes.
 """
 import argparse
 import tempfile
@@ -28,12 +31,12 @@ from scipy import ndimage
 
 from invprob import Problem, noise
 from invprob.operators import BlackBox
-from invprob.priors import load_shipped
+from invprob.priors.shipped import load_shipped
 from invprob.registry import get_solver
 from invprob.training import TrainConfig, export_prior, train
 
 parser = argparse.ArgumentParser(description="a black-box advection-diffusion simulator inverted with EnKG and EKI")
-parser.add_argument("--train-steps", type=int, default=1500)
+parser.add_argument("--train-steps", type=int, default=800)
 parser.add_argument("--quick", action="store_true", help="a few steps only (tests, docs)")
 parser.add_argument("--out", default="outputs/examples")
 args = parser.parse_args()
@@ -70,7 +73,7 @@ def simulate(x: np.ndarray) -> np.ndarray:
 work = Path(tempfile.mkdtemp())
 np.save(work / "fields.npy", plumes(4000, rng))
 config = TrainConfig(data=str(work / "fields.npy"), out=str(work / "run"), image_size=N, holdout=0,
-                     block_out_channels=(16, 32), batch_size=64, lr=1e-3, checkpoint_every=10_000,
+                     block_out_channels=(16, 32), batch_size=32, lr=1e-3, checkpoint_every=10_000,
                      num_steps=50 if args.quick else args.train_steps)
 train(config, progress=True)
 prior = load_shipped("plumes", folder=export_prior(work / "run", work / "prior"))
@@ -79,7 +82,7 @@ prior = load_shipped("plumes", folder=export_prior(work / "run", work / "prior")
 truth = torch.from_numpy(plumes(1, np.random.default_rng(123)))[:, None] * 2 - 1
 operator = BlackBox(simulate, (SENSORS,), x_shape=(1, N, N), numpy=True)
 problem = Problem.simulate(operator, truth, noise.Gaussian(SIGMA_Y), generator=torch.Generator().manual_seed(0))
-solver = get_solver("enkg", ensemble_size=64 if args.quick else 512, num_steps=5 if args.quick else 80)
+solver = get_solver("enkg", ensemble_size=64 if args.quick else 512, num_steps=5 if args.quick else 20)  # 80 in the paper
 result = solver.solve(problem, prior, num_samples=16, generator=0)
 enkg = result.samples[0].mean(0)
 
@@ -102,8 +105,8 @@ eki_mean = torch.from_numpy(eki(problem.measurement[0].numpy(), start, 3 if args
 rows = {"EnKG mean": enkg, "EKI mean": eki_mean}
 for name, x in rows.items():
     error = ((x - truth[0]).norm() / (truth[0] + 1).norm()).item()
-    misfit = (simulate(x[None].numpy()) - problem.measurement.numpy()).std()
-    print(f"{name}: relative error {error:.3f}, sensor misfit {misfit:.4f} (noise {SIGMA_Y})")
+    misfit = np.sqrt(((simulate(x[None].numpy()) - problem.measurement.numpy()) ** 2).mean())
+    print(f"{name}: relative error {error:.3f}, sensor RMS misfit {misfit:.4f} (noise {SIGMA_Y})")
 print(f"EnKG: {result.nfe} network calls, {result.operator_calls} simulator calls, {result.seconds:.0f} s")
 
 panels = {"truth": truth[0, 0], **{k: v[0] for k, v in rows.items()},

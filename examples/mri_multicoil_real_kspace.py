@@ -46,6 +46,7 @@ args = parser.parse_args()
 path = args.kspace or dataset_path("brain-8coil-kspace", "cartesian_ksp.npy")
 kspace = torch.from_numpy(np.load(path, allow_pickle=False)).to(torch.complex64)
 H, W = kspace.shape[-2:]
+edge = torch.cat([kspace[:, :8].flatten(), kspace[:, -8:].flatten()])  # outermost k-space rows: mostly noise
 h, w = args.crop
 kspace = kspace[:, (H - h) // 2 : (H - h) // 2 + h, (W - w) // 2 : (W - w) // 2 + w]
 mask = (kspace.abs().sum(0) > 0).float()
@@ -62,13 +63,12 @@ cg, _ = operator.cg_sense(y_raw, num_iters=10 if args.quick else 30)
 # 3. To the prior's units: m = s (x + 1) / 2 with s the CG-SENSE image's 99th percentile.
 s = torch.quantile(cg.flatten(), 0.99).item()
 y = 2 * y_raw / s - operator(torch.ones(1, 1, h, w))
-edge = torch.cat([kspace[:, :8].flatten(), kspace[:, -8:].flatten()])  # outer k-space: mostly noise
 sigma = max(2 * edge[edge.abs() > 0].real.std().item() / s, 0.01)    # floor: model error, not only noise
 problem = Problem(operator, y, noise.Gaussian(sigma))
 print(f"scale s = {s:.3g}, noise std in prior units {sigma:.3f}")
 
 # 4. The posterior.
-prior = get_prior("brain-mri")
+prior = get_prior("brain-mri", fully_convolutional=True)   # any size divisible by 4
 solver = get_solver(args.solver, **({"num_steps": 5} if args.quick else {}))
 result = solver.solve(problem, prior, num_samples=2 if args.quick else args.num_samples, generator=0)
 samples = (result.samples[0] + 1) * s / 2                    # back to the scanner's units

@@ -43,7 +43,7 @@ from .errors import DataNotFoundError
 from .io import load_image
 
 __all__ = ["Dataset", "DATASETS", "data_root", "fetch", "dataset_path", "load_images", "load_mnist",
-           "IMAGE_SETS"]
+           "IMAGE_SETS", "image_files", "pixels_sha256"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,10 @@ class Dataset:
         folder: its folder under :func:`data_root`.
         description, license: one line each, as the source states them.
         repo, commit: the GitHub repository and the commit the files are pinned to.
-        files: ``{installed name: (path in the repository, sha256 of the source file)}``.
-            A source ``.bmp`` installed as ``.png`` is converted losslessly after its check.
+        files: ``{installed name: (path in the repository, sha256 of the source file[, sha256 of
+            the pixels])}``. A source ``.bmp`` installed as ``.png`` is converted losslessly after
+            its check; its third entry pins the installed image's pixels (:func:`pixels_sha256`),
+            checked for a mirror's copy and by ``verify``.
     """
 
     name: str
@@ -65,19 +67,44 @@ class Dataset:
     license: str
     repo: str
     commit: str
-    files: dict[str, tuple[str, str]]
+    files: dict[str, tuple[str, ...]]
 
     def url(self, file: str) -> str:
         """The download URL of ``file``: the mirror's copy under ``$INVPROB_DATA_MIRROR`` if
         set, else the raw file of the repository at the pinned commit."""
-        mirror = os.environ.get("INVPROB_DATA_MIRROR")
+        mirror = _mirror()
         if mirror:
-            return f"{mirror.rstrip('/')}/{self.folder}/{file}"
+            return f"{mirror}/{self.folder}/{file}"
         return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.files[file][0]}"
 
     def converted(self, file: str) -> bool:
         """Whether the source of ``file`` has another format than the installed file."""
         return Path(self.files[file][0]).suffix.lower() != Path(file).suffix.lower()
+
+
+def _mirror() -> str | None:
+    """``$INVPROB_DATA_MIRROR`` without a trailing ``/``, or ``None`` when unset or empty."""
+    return (os.environ.get("INVPROB_DATA_MIRROR") or "").strip().rstrip("/") or None
+
+
+def pixels_sha256(path: Path) -> str:
+    """sha256 of an image's size and RGB pixels: the same for any lossless encoding of them."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return hashlib.sha256(f"{image.size[0]}x{image.size[1]} ".encode() + image.convert("RGB").tobytes()).hexdigest()
+
+
+def _check(dataset: Dataset, file: str, path: Path, what: str) -> None:
+    """Raise if ``path`` (the installed form of ``file``) does not match its pin."""
+    entry = dataset.files[file]
+    if dataset.converted(file):
+        got, want = pixels_sha256(path), entry[2]
+    else:
+        got, want = _sha256(path), entry[1]
+    if got != want:
+        raise DataNotFoundError(f"{what} does not match its sha256 {want} (got {got}): it is corrupt or "
+                                f"another file; nothing was installed from it.")
 
 
 def _load_registry() -> dict[str, Dataset]:
@@ -122,11 +149,11 @@ def _download(dataset: Dataset, file: str, target: Path) -> None:
     """Download one file to ``target`` (atomically), checked against its pinned sha256."""
     from torch.hub import download_url_to_file
 
-    source, sha256 = dataset.files[file]
+    source, sha256 = dataset.files[file][:2]
     url = dataset.url(file)
-    mirrored = "INVPROB_DATA_MIRROR" in os.environ
+    mirrored = _mirror() is not None
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".invprob-part-") as tmp:
         part = Path(tmp) / Path(source if not mirrored else file).name
         try:
             download_url_to_file(url, str(part), progress=False)
@@ -135,17 +162,20 @@ def _download(dataset: Dataset, file: str, target: Path) -> None:
                 f"data file {target} is missing and could not be downloaded from {url} ({err}); place the "
                 f"file from {dataset.repo}@{dataset.commit[:12]}:{source} (sha256 {sha256}) at {target}, "
                 f"or set INVPROB_DATA to a folder holding {dataset.folder}/.") from None
-        if not (mirrored and dataset.converted(file)):  # a mirror holds the installed (converted) form
+        if mirrored:  # a mirror holds the installed form
+            _check(dataset, file, part, f"{url} (for {target})")
+        else:
             got = _sha256(part)
             if got != sha256:
                 raise DataNotFoundError(f"{url} has sha256 {got}, expected {sha256}: the download is corrupt or "
                                         f"the source changed; nothing was written to {target}.")
-        if dataset.converted(file) and part.suffix.lower() != target.suffix.lower():
-            from PIL import Image
+            if dataset.converted(file):
+                from PIL import Image
 
-            converted = part.with_suffix(target.suffix)
-            Image.open(part).save(converted)  # PNG is lossless
-            part = converted
+                converted = part.with_suffix(target.suffix)
+                with Image.open(part) as image:
+                    image.save(converted)  # PNG is lossless
+                part = converted
         os.replace(part, target)
 
 
@@ -170,9 +200,8 @@ def fetch(name: str, verify: bool = False, progress: bool = True) -> Path:
     missing = [f for f in dataset.files if not (folder / f).is_file()]
     if verify:
         for f in dataset.files:
-            if f not in missing and not dataset.converted(f) and _sha256(folder / f) != dataset.files[f][1]:
-                raise DataNotFoundError(f"{folder / f} does not match its sha256 {dataset.files[f][1]}; delete it "
-                                        f"to download it again.")
+            if f not in missing:
+                _check(dataset, f, folder / f, f"{folder / f} (delete it to download it again)")
     for f in tqdm(missing, desc=f"downloading {name}", unit="file", disable=not progress or not missing):
         _download(dataset, f, folder / f)
     return folder
@@ -191,6 +220,16 @@ def dataset_path(name: str, file: str | None = None) -> Path:
     if not target.is_file():
         _download(dataset, file, target)
     return target
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif")
+
+
+def image_files(name: str, progress: bool = True) -> list[Path]:
+    """The pinned image files of data set ``name``, installed first, in name order (other files
+    a user put into the folder are not part of the set)."""
+    folder = fetch(name, progress=progress)
+    return [folder / f for f in sorted(_get(name).files) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
 
 
 def load_mnist(image_size: int = 28) -> Tensor:
@@ -234,15 +273,15 @@ def load_images(data: str, image_size: int, holdout: int = 0, resize: int | None
         x = x[:, None] if x.dim() == 3 else x
     else:
         if data in IMAGE_SETS:
-            folder = fetch(IMAGE_SETS[data], progress=progress)
+            files = image_files(IMAGE_SETS[data], progress=progress)
         else:
             folder = Path(data)
             if not folder.is_dir():
                 raise FileNotFoundError(f"`data`: {data} is neither a folder, a .npy file nor one of 'mnist', "
                                         f"{', '.join(map(repr, IMAGE_SETS))}.")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif"))
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise FileNotFoundError(f"no images found in {folder}; give a folder of .png/.jpg/.bmp/.tif images, "
+            raise FileNotFoundError(f"no images found in {data}; give a folder of .png/.jpg/.bmp/.tif images, "
                                     f"a .npy file or one of 'mnist', {', '.join(map(repr, IMAGE_SETS))}.")
         x = torch.cat([(load_image(p) + 1) / 2 for p in files])
     if resize is not None:

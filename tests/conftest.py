@@ -9,7 +9,8 @@ import torch
 DATA = pathlib.Path(os.environ.get("INVPROB_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA} (set INVPROB_DATA)")
 # The package finds data only through $INVPROB_DATA (or the user's cache): point it here.
-os.environ.setdefault("INVPROB_DATA", str(DATA))
+if DATA.is_dir():
+    os.environ.setdefault("INVPROB_DATA", str(DATA))
 
 
 @pytest.fixture

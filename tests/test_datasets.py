@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import DATA, needs_data
-from invprob.datasets import DATASETS, Dataset, dataset_path, fetch, load_images
+from invprob.datasets import DATASETS, Dataset, dataset_path, fetch, load_images, pixels_sha256
 from invprob.errors import DataNotFoundError
 
 
@@ -28,12 +28,12 @@ def sha256(path: Path) -> str:
 def test_every_pinned_checksum_matches_the_local_copy_of_its_source():
     checked = 0
     for dataset in DATASETS.values():
-        for file, (_, digest) in dataset.files.items():
+        for file, pins in dataset.files.items():
             if not dataset.converted(file):
-                assert sha256(DATA / dataset.folder / file) == digest, (dataset.name, file)
+                assert sha256(DATA / dataset.folder / file) == pins[1], (dataset.name, file)
                 checked += 1
-            else:  # converted copies exist under their installed name
-                assert (DATA / dataset.folder / file).is_file(), (dataset.name, file)
+            else:  # converted copies: their pixels are pinned
+                assert pixels_sha256(DATA / dataset.folder / file) == pins[2], (dataset.name, file)
     assert checked > 450  # set12, train400, brain slices + masks, k-space, kernels, mnist
 
 
@@ -85,12 +85,29 @@ def test_a_corrupt_download_is_refused_and_nothing_is_written(fresh_root, monkey
         (mirror / f).write_bytes((DATA / "set12" / f).read_bytes())
     (mirror / "05.png").write_bytes(b"not the image")
     monkeypatch.setenv("INVPROB_DATA_MIRROR", mirror.parent.as_uri())
-    with pytest.raises(DataNotFoundError, match="05.png has sha256"):
+    with pytest.raises(DataNotFoundError, match="05.png .*does not match its sha256"):
         fetch("set12", progress=False)
     assert not (fresh_root / "set12" / "05.png").exists()
     with pytest.raises(DataNotFoundError, match="does not match its sha256"):  # verify catches a bad local file
         (fresh_root / "set12" / "05.png").write_bytes(b"tampered")
         fetch("set12", verify=True, progress=False)
+
+
+@needs_data
+def test_converted_images_from_a_mirror_are_checked_by_their_pixels(fresh_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("INVPROB_DATA_MIRROR", DATA.as_uri() + "/")
+    assert len(list(fetch("set5", verify=True, progress=False).glob("*.png"))) == 5
+    mirror = tmp_path / "mirror" / "set5"
+    mirror.mkdir(parents=True)
+    from PIL import Image
+
+    with Image.open(DATA / "set5" / "bird.png") as image:
+        image.rotate(90).save(mirror / "bird.png")
+    monkeypatch.setenv("INVPROB_DATA_MIRROR", mirror.parent.as_uri())
+    (fresh_root / "set5" / "bird.png").unlink()
+    with pytest.raises(DataNotFoundError, match="bird.png"):
+        fetch("set5", progress=False)
+    assert not (fresh_root / "set5" / "bird.png").exists()
 
 
 def test_a_bmp_source_is_checked_then_stored_losslessly_as_png(fresh_root, monkeypatch, tmp_path):
@@ -100,7 +117,7 @@ def test_a_bmp_source_is_checked_then_stored_losslessly_as_png(fresh_root, monke
     source = tmp_path / "img_GT.bmp"
     Image.fromarray(pixels).save(source)
     dataset = Dataset("toy", "toy", "a toy set", "none", "someone/repo", "0" * 40,
-                      {"img.png": ("testsets/img_GT.bmp", sha256(source))})
+                      {"img.png": ("testsets/img_GT.bmp", sha256(source), pixels_sha256(source))})
     monkeypatch.setitem(DATASETS, "toy", dataset)
     urls = []
 
@@ -113,6 +130,7 @@ def test_a_bmp_source_is_checked_then_stored_losslessly_as_png(fresh_root, monke
     assert urls == ["https://raw.githubusercontent.com/someone/repo/" + "0" * 40 + "/testsets/img_GT.bmp"]
     assert np.array_equal(np.asarray(Image.open(folder / "img.png")), pixels)
     assert [p.name for p in folder.iterdir()] == ["img.png"]  # no temporary file left
+    assert fetch("toy", verify=True, progress=False) == folder
 
 
 def test_unknown_names_are_one_line():

@@ -1,4 +1,7 @@
-"""The documentation site builds with warnings as errors (examples run with ``--quick``)."""
+"""The documentation site builds with warnings as errors (examples run with ``--quick``).
+
+Slow (a few minutes: every example runs); CI builds the site with ``make docs`` after the
+tests (``.ci/run``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import needs_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +27,8 @@ def build_docs(out: Path, execute: str = "1") -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
 
 
+@pytest.mark.slow
+@needs_data
 @pytest.mark.skipif(importlib.util.find_spec("sphinx") is None or importlib.util.find_spec("sphinx_gallery") is None
                     or importlib.util.find_spec("myst_parser") is None,
                     reason="the docs extra is not installed (pip install -e '.[docs]')")

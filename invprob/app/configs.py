@@ -42,30 +42,24 @@ def register() -> None:
     store.store(name="train_config", node=TrainConfig)
 
 
-def _simple_defaults(target: Any) -> dict[str, Any]:
-    """The keyword arguments of ``target`` whose defaults are plain values (numbers, strings,
-    booleans, ``None``), so that the CLI can override them as ``solver.<name>=``."""
+def preset_node(folder: str, name: str) -> dict[str, Any]:
+    """The config node of preset ``name`` of ``folder``: the YAML preset, or a plugin's
+    ``{_plugin_: name}`` (its arguments are whatever the command line adds)."""
+    return registry.load_preset(folder, name) if name in registry.presets(folder) else {PLUGIN_KEY: name}
+
+
+def _arguments(folder: str, name: str) -> tuple[set[str], set[str], bool]:
+    """``(keys of the preset's node, the target's keyword arguments, whether it takes **kwargs)``."""
     import inspect
 
+    node = preset_node(folder, name)
+    target = registry.plugin(folder, name) if PLUGIN_KEY in node else registry.locate(node["_target_"])
     try:
         params = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
-        return {}
-    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and (p.default is None or isinstance(p.default, (bool, int, float, str)))}
-
-
-def preset_node(folder: str, name: str) -> dict[str, Any]:
-    """The config node of preset ``name`` of ``folder``: the YAML preset, or a plugin's
-    ``{_plugin_: name}``, completed with the target's other plain-valued keyword arguments at
-    their defaults (so every argument is overridable as ``solver.<arg>=`` without ``+``)."""
-    if name in registry.presets(folder):
-        node = registry.load_preset(folder, name)
-        target = registry.locate(node["_target_"])
-    else:
-        node = {PLUGIN_KEY: name}
-        target = registry.plugin(folder, name)
-    return {**_simple_defaults(target), **node}
+        return set(node), set(), True
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return set(node), named, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 def one_line(err: BaseException) -> str:
@@ -118,26 +112,41 @@ def check_group_choices(argv: list[str]) -> None:
                                  f"{', '.join(available[GROUPS[group]])}.")
 
 
-def check_preset_arguments(argv: list[str], defaults: dict[str, str]) -> None:
-    """Refuse ``solver.<key>=`` (``operator.``, ``prior.``) when the chosen preset (from
-    ``solver=`` in ``argv``, else ``defaults``) has no argument ``key``: one :class:`InputError`
-    naming the preset and its arguments, instead of Hydra's multi-line message."""
+def check_preset_arguments(argv: list[str], defaults: dict[str, str]) -> list[str]:
+    """Check ``solver.<key>=`` (``operator.``, ``prior.``) against the chosen preset (from
+    ``solver=`` in ``argv``, else ``defaults``) and return ``argv`` ready for Hydra: a key the
+    preset's YAML does not list but its class takes becomes ``++solver.<key>=`` (every argument is
+    overridable without ``+``); a key neither has is one :class:`InputError` naming the preset and
+    its arguments, instead of Hydra's multi-line message. Groups chosen by a sweep function
+    (``solver=choice(...)``) are left to Hydra."""
     chosen = dict(defaults)
     for arg in argv:
         key, _, value = arg.partition("=")
-        if key.lstrip("+~") in GROUPS and value and "(" not in value:
-            chosen[key.lstrip("+~")] = value
+        group = key.lstrip("+~")
+        if group in GROUPS and value:
+            if "(" in value:
+                chosen.pop(group, None)
+            else:
+                chosen[group] = value
+    out = []
     for arg in argv:
         key, _, _ = arg.partition("=")
         group, dot, field = key.partition(".")
         if key.startswith(("+", "~")) or group not in GROUPS or not dot or group not in chosen:
+            out.append(arg)
             continue
         field = field.split(".")[0]
+        add = False
         for name in chosen[group].split(","):
-            node = preset_node(GROUPS[group], name)
-            if field not in node:
-                takes = ", ".join(k for k in node if not k.startswith("_"))
+            in_node, named, var_keyword = _arguments(GROUPS[group], name)
+            if field in in_node:
+                continue
+            if field not in named and not var_keyword:
+                takes = ", ".join(sorted(k for k in in_node | named if not k.startswith("_")))
                 raise InputError(f"`{key}`: {group} preset {name!r} has no argument {field!r}; it takes {takes}.")
+            add = True
+        out.append(f"++{arg}" if add and "." not in key.partition(".")[2] else arg)  # ++: add or override
+    return out
 
 
 def _default_choices(config_name: str) -> dict[str, str]:
@@ -158,7 +167,7 @@ def run_app(config_name: str, task: Callable[[Any], Any], argv: list[str] | None
     try:
         check_output_dirs(argv)
         check_group_choices(argv)
-        check_preset_arguments(argv, _default_choices(config_name))
+        argv = check_preset_arguments(argv, _default_choices(config_name))
     except InputError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..datasets import fetch, load_images
+from ..datasets import image_files, load_images
 from ..io import load_image
 
 __all__ = ["set12", "HELD_APART", "held_apart"]
@@ -29,7 +29,7 @@ def set12(size: int = 256) -> Tensor:
     ``size = 256`` the 256² images whole and the top-right quadrant of the 512² ones (the crop
     every committed Set12 result was measured on).
     """
-    images = [load_image(p) for p in sorted(fetch("set12", progress=False).glob("*.png"))]
+    images = [load_image(p) for p in image_files("set12", progress=False)]
     crops = []
     for x in images:
         H, W = x.shape[-2:]

@@ -179,9 +179,12 @@ def set_distances(real: Tensor, fake: Tensor, feature: torch.nn.Module | None = 
         ``{"fid": ..., "kid": ..., "kid_std": ...}``, or ``None`` after one notice when the
         Inception weights or torch-fidelity are missing.
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.kid import KernelInceptionDistance
-
+    try:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+    except ImportError:
+        _notice("FID/KID need the `torchmetrics` package (pip install torchmetrics)")
+        return None
     if feature is None:
         try:
             from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3

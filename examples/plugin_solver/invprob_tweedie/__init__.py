@@ -4,8 +4,9 @@ At each noise level ``σ_i`` of the EDM grid: denoise (Tweedie's estimate ``x̂�
 take ``dc_steps`` gradient steps on ``½‖y − A x̂₀‖²`` from it (the data-consistency step of
 DDS, Chung et al. 2024, with gradient descent in place of CG so that any differentiable
 operator works), and move to ``σ_{i+1}`` with the DDIM update in σ-space (Song et al. 2021):
-``x = x̂₀ + σ_{i+1} (√(1−η²) ε̂ + η z)``, ``ε̂ = (x − x̂₀_prior) / σ_i``. One network call per
-step, no backpropagation through the network.
+``x = x̂₀ + √(σ_{i+1}² − c²) ε̂ + c z`` with ``c = η σ_{i+1} √(1 − σ_{i+1}²/σ_i²)`` and
+``ε̂ = (x − x̂₀_prior) / σ_i``. One network call per step, no backpropagation through the
+network.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class TweedieDC(Solver):
         num_steps: noise levels of the EDM grid (Karras et al. 2022, ρ = 7), from
             ``sigma_max`` = 80 to ``sigma_min`` = 0.002 (EDM's defaults).
         dc_steps: gradient steps of the data-consistency update (5, as DDS's CG iterations).
-        lr: their step size, in units of ``1/‖A‖²`` (1.0).
+        lr: their step size (1.0, stable for operators with ``‖A‖ ≤ 1``; scale it by ``1/‖A‖²``
+            otherwise).
         eta: DDIM's stochasticity η (0.15, DDS's default).
     """
 
@@ -78,7 +80,8 @@ class TweedieDC(Solver):
             x0 = (x0 - self.lr * grad).detach()
         eps = (state.x - x0_prior) / sigma
         noise = self.randn(state, step=i) if i < self.num_steps - 1 else torch.zeros_like(eps)
-        x = x0 + sigma_next * ((1 - self.eta**2) ** 0.5 * eps + self.eta * noise)
+        c = self.eta * sigma_next * (1 - (sigma_next / sigma) ** 2).clamp_min(0).sqrt()
+        x = x0 + (sigma_next**2 - c**2).sqrt() * eps + c * noise
         return state.replace(x=x, x0_hat=x0, sigma=sigma_next.expand(len(x)))
 
     def result(self, state: TweedieState) -> torch.Tensor:
