@@ -17,7 +17,7 @@ from invprob.datasets import load_mnist
 from invprob.operators import Inpainting
 from invprob.registry import get_prior, get_solver
 
-parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+parser = argparse.ArgumentParser(description="the Python API: MNIST inpainting with DAPS")
 parser.add_argument("--quick", action="store_true", help="a few steps only (tests, docs)")
 parser.add_argument("--out", default="outputs/examples", help="folder of the figure")
 args = parser.parse_args()
