@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Callable
 
@@ -75,6 +76,18 @@ class Prior(nn.Module):
         self._denoise_hooks[handle.id] = hook
         return handle
 
+    @contextlib.contextmanager
+    def suspend_denoise_hooks(self):
+        """Within this context :meth:`denoise` runs no hooks: for recomputations that are not
+        network evaluations of the algorithm (activation checkpointing's backward pass), so
+        that NFE counts stay those of the algorithm."""
+        previous = self.__dict__.get("_hooks_suspended", False)
+        self._hooks_suspended = True
+        try:
+            yield
+        finally:
+            self._hooks_suspended = previous
+
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -95,8 +108,9 @@ class Prior(nn.Module):
             raise ValueError(f"`x` has size {tuple(x.shape[-2:])}, but this prior's network needs height and "
                              f"width divisible by {self.size_multiple}; crop or pad the image.")
         sigma = as_sigma(sigma, x.shape[0], x)
-        for hook in self.__dict__.get("_denoise_hooks", {}).values():
-            hook(self, x, sigma)
+        if not self.__dict__.get("_hooks_suspended", False):
+            for hook in self.__dict__.get("_denoise_hooks", {}).values():
+                hook(self, x, sigma)
         chunk = self._max_batch
         if chunk is None or x.shape[0] <= chunk:
             return self._denoise(x, sigma)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..checks import check_int
+from ..noise import Poisson
 from ..sampling import DDPMSchedule
 from .base import SolveContext, Solver, State
 
@@ -32,7 +34,9 @@ class DPS(Solver):
         x_{t-1} = x'_{t-1} - \zeta \nabla_{x_t} \lVert y - A(\hat x_0) \rVert
 
     with the *norm* (not squared) of the residual, as in the official code
-    (``guided_diffusion/condition_methods.py``, ``PosteriorSampling``). Shapes: the state
+    (``guided_diffusion/condition_methods.py``, ``PosteriorSampling``). Under Poisson noise
+    (:class:`~invprob.noise.Poisson`) the norm is divided by ``|y|`` entry by entry and
+    averaged, as in that code's Poisson branch. Shapes: the state
     holds ``x (B, *x_shape)`` with ``B = M*K``; NFE per sample = ``num_steps`` (one denoiser
     call with backpropagation per step); one operator call per step.
 
@@ -95,13 +99,19 @@ class DPS(Solver):
                 # Memory saver: keep no activations of the network; recompute them in backward.
                 from torch.utils.checkpoint import checkpoint
 
-                x0_hat = checkpoint(self.schedule.denoise, state.prior, x_t, i, use_reentrant=False)
+                # the recomputation in backward is not an NFE of the algorithm: no hooks there
+                x0_hat = checkpoint(self.schedule.denoise, state.prior, x_t, i, use_reentrant=False,
+                                    context_fn=lambda: (contextlib.nullcontext(), state.prior.suspend_denoise_hooks()))
             else:
                 x0_hat = self.schedule.denoise(state.prior, x_t, i)
             if self.clip_denoised and state.prior.data_range is not None:
                 x0_hat = x0_hat.clamp(*state.prior.data_range)
             residual = state.measurement - state.problem.operator(x0_hat)
             norm = residual.flatten(1).abs().pow(2).sum(1).sqrt()  # per sample
+            if isinstance(state.problem.noise, Poisson):
+                # the official code's Poisson branch (``grad_and_value``): ‖y − A x̂₀‖ / |y| averaged
+                # over the entries of y (the floor only keeps an exact 0 in y finite)
+                norm = norm * state.measurement.flatten(1).abs().clamp_min(1e-12).reciprocal().mean(1)
             (grad,) = torch.autograd.grad(norm.sum(), x_t)
         x0_hat = x0_hat.detach()
         x_prev = self.schedule.posterior_mean(x0_hat, x_t.detach(), i)

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..checks import check_int
 from ..sampling import euler_ode, euler_step, karras_sigmas
+from ..errors import UnsupportedProblemError
 from .base import PopulationSolver, SolveContext, State
 
 __all__ = ["EnKG"]
@@ -98,7 +99,13 @@ class EnKG(PopulationSolver):
         return self.num_steps + sum(self.num_updates * self._ode_steps(i) for i in range(self.num_steps) if self._guided(i))
 
     def population_size(self, num_samples: int) -> int:
-        return self.ensemble_size or num_samples  # None: one particle per requested sample
+        size = self.ensemble_size or num_samples  # None: one particle per requested sample
+        if size < 2:  # one particle has no covariance: the update would vanish, leaving prior samples
+            raise UnsupportedProblemError(
+                f"EnKG needs at least 2 particles per measurement (its update uses their covariance), but "
+                f"ensemble_size={self.ensemble_size!r} with num_samples={num_samples} gives {size}; pass "
+                f"ensemble_size >= 2 or num_samples >= 2.")
+        return size
 
     def start(self, context: SolveContext) -> EnKGState:
         state = context.new_state(EnKGState, context.zeros(), self.sigmas[0],
