@@ -98,11 +98,14 @@ def respace_timesteps(num_timesteps: int, num_steps: int) -> Tensor:
 
 
 def ddim_timesteps(num_timesteps: int, num_steps: int) -> Tensor:
-    """DDIM's uniform respacing ``0, T/N, 2T/N, …`` (``range(0, T, T // N)``, the first ``N``),
-    ascending; RED-Diff's official code walks it in reverse."""
+    """DDIM's uniform respacing over the whole schedule, ascending: ``⌊k T / N⌋`` for
+    ``k = 0 … N−1``. When ``N`` divides ``T`` this is the official codes' ``range(0, T, T // N)``
+    (RED-Diff's ``utils/functions.py:get_timesteps``, DDNM's ``seq``), which they walk in
+    reverse; otherwise those codes run ``len(range(0, T, T // N))`` steps (1000 for ``N = 600``),
+    and this keeps ``N`` steps spread over the same span instead of cutting the schedule short."""
     if not 1 <= num_steps <= num_timesteps:
         raise ValueError(f"`num_steps` must be in [1, {num_timesteps}], got {num_steps}.")
-    return torch.arange(0, num_timesteps, num_timesteps // num_steps)[:num_steps]
+    return torch.arange(num_steps) * num_timesteps // num_steps
 
 
 class DDPMSchedule:

@@ -61,3 +61,13 @@ def test_dps_under_poisson_noise_divides_the_residual_norm_by_the_measurement_as
     residual = (problem.measurement - operator(state.x0_hat)).flatten(1)
     expected = residual.norm(dim=1) * problem.measurement.flatten(1).abs().reciprocal().mean(1)
     assert torch.allclose(state.residual_norm, expected)
+
+
+def test_ddim_respacing_covers_the_whole_schedule_and_matches_the_official_grid_for_divisors():
+    from invprob.sampling import ddim_timesteps
+
+    assert ddim_timesteps(1000, 50).tolist() == list(range(0, 1000, 20))  # RED-Diff's get_timesteps
+    six_hundred = ddim_timesteps(1000, 600)
+    assert len(six_hundred) == 600 and six_hundred[-1] == 998 and len(set(six_hundred.tolist())) == 600
+    solver = get_solver("reddiff", num_steps=600)
+    assert solver.abar[0] < 1e-4  # starts at the noisiest end (t = 998), not at t = 599
