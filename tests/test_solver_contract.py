@@ -9,7 +9,7 @@ from conftest import small_gmm, tiny_unet
 from invprob import Problem, noise, registry
 from invprob.errors import UnsupportedProblemError
 from invprob.operators import BlackBox, MatrixOperator
-from invprob.solvers import DDNM, DiffPIR, Solver
+from invprob.solvers import DDNM, DDRM, DiffPIR, Solver
 
 # Keep the contract run short: solvers with a `num_steps` argument use few steps here.
 FAST_STEPS = 30
@@ -57,8 +57,8 @@ def test_shapes_finiteness_and_accounting(name):
     assert result.state.x.grad_fn is None  # no autograd graph leaks out of a step
     assert torch.isfinite(result.samples).all()
     assert result.nfe == solver.nfe_per_sample
-    # forward-operator calls; DiffPIR and DDNM reach the operator only through its prox or SVD (none)
-    assert result.operator_calls >= 1 or isinstance(solver, (DiffPIR, DDNM))
+    # forward-operator calls; DiffPIR, DDNM and DDRM reach the operator only through its prox or SVD (none)
+    assert result.operator_calls >= 1 or isinstance(solver, (DiffPIR, DDNM, DDRM))
     assert result.seconds > 0
     # samples of the same measurement differ (it is a sampler, not an optimiser)
     assert (result.samples[0, 0] - result.samples[0, 1]).abs().max() > 1e-6

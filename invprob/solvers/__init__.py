@@ -3,6 +3,7 @@
 from .base import SolveResult, Solver, State
 from .daps import DAPS
 from .ddnm import DDNM
+from .ddrm import DDRM
 from .diffpir import DiffPIR
 from .dps import DPS
 from .enkg import EnKG
@@ -10,4 +11,4 @@ from .smc import TemperedSMC
 from .mcg import MCG
 from .reddiff import REDDiff
 
-__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DiffPIR", "EnKG", "TemperedSMC"]
+__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC"]
