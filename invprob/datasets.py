@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from .errors import DataNotFoundError
-from .io import load_image
+from .io import load_image, sha256
 
 __all__ = ["Dataset", "DATASETS", "data_root", "fetch", "dataset_path", "load_images", "load_mnist",
            "IMAGE_SETS", "image_files", "pixels_sha256"]
@@ -101,7 +101,7 @@ def _check(dataset: Dataset, file: str, path: Path, what: str) -> None:
     if dataset.converted(file):
         got, want = pixels_sha256(path), entry[2]
     else:
-        got, want = _sha256(path), entry[1]
+        got, want = sha256(path), entry[1]
     if got != want:
         raise DataNotFoundError(f"{what} does not match its sha256 {want} (got {got}): it is corrupt or "
                                 f"another file; nothing was installed from it.")
@@ -131,14 +131,6 @@ def data_root() -> Path:
     return Path(os.environ.get("INVPROB_CACHE") or Path.home() / ".cache" / "invprob") / "data"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _get(name: str) -> Dataset:
     if name not in DATASETS:
         raise KeyError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}.")
@@ -149,7 +141,7 @@ def _download(dataset: Dataset, file: str, target: Path) -> None:
     """Download one file to ``target`` (atomically), checked against its pinned sha256."""
     from torch.hub import download_url_to_file
 
-    source, sha256 = dataset.files[file][:2]
+    source, expected = dataset.files[file][:2]
     url = dataset.url(file)
     mirrored = _mirror() is not None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -160,14 +152,14 @@ def _download(dataset: Dataset, file: str, target: Path) -> None:
         except OSError as err:  # URLError, HTTPError, DNS failures, refused connections
             raise DataNotFoundError(
                 f"data file {target} is missing and could not be downloaded from {url} ({err}); place the "
-                f"file from {dataset.repo}@{dataset.commit[:12]}:{source} (sha256 {sha256}) at {target}, "
+                f"file from {dataset.repo}@{dataset.commit[:12]}:{source} (sha256 {expected}) at {target}, "
                 f"or set INVPROB_DATA to a folder holding {dataset.folder}/.") from None
         if mirrored:  # a mirror holds the installed form
             _check(dataset, file, part, f"{url} (for {target})")
         else:
-            got = _sha256(part)
-            if got != sha256:
-                raise DataNotFoundError(f"{url} has sha256 {got}, expected {sha256}: the download is corrupt or "
+            got = sha256(part)
+            if got != expected:
+                raise DataNotFoundError(f"{url} has sha256 {got}, expected {expected}: the download is corrupt or "
                                         f"the source changed; nothing was written to {target}.")
             if dataset.converted(file):
                 from PIL import Image

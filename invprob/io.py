@@ -6,13 +6,14 @@ uint8.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["to_unit", "from_unit", "load_image", "save_image"]
+__all__ = ["to_unit", "from_unit", "load_image", "save_image", "sha256"]
 
 
 def to_unit(x: Tensor, data_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
@@ -51,3 +52,12 @@ def save_image(x: Tensor, path: str | Path, data_range: tuple[float, float] = (-
     arr = (to_unit(x, data_range).clamp(0, 1) * 255).round().to(torch.uint8)
     arr = arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
     Image.fromarray(arr).save(path)
+
+
+def sha256(path: str | Path) -> str:
+    """The sha256 hex digest of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

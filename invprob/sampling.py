@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["karras_sigmas", "linear_betas", "alphas_cumprod_from_betas", "ddpm_alphas_cumprod",
-           "sigma_from_alphas_cumprod", "alphas_cumprod_from_sigma", "sigma_from_flow_time",
+           "ddim_sigmas", "sigma_from_alphas_cumprod", "alphas_cumprod_from_sigma", "sigma_from_flow_time",
            "flow_time_from_sigma", "respace_timesteps", "ddim_timesteps", "euler_step", "euler_ode",
            "edm_preconditioning", "DDPMSchedule"]
 
@@ -95,6 +95,15 @@ def respace_timesteps(num_timesteps: int, num_steps: int) -> Tensor:
         return torch.tensor([num_timesteps - 1])
     frac = (num_timesteps - 1) / (num_steps - 1)
     return torch.tensor([round(i * frac) for i in range(num_steps)])
+
+
+def ddim_sigmas(num_steps: int, num_timesteps: int = 1000, beta_start: float = 1e-4,
+                beta_end: float = 0.02) -> list[float]:
+    """σ-space levels of the linear-β DDPM schedule at :func:`ddim_timesteps`, from the noisiest
+    down, followed by ``0.0`` (``num_steps + 1`` values): the grid of DDNM+ and DDRM."""
+    abar = ddpm_alphas_cumprod(num_timesteps, beta_start, beta_end)
+    timesteps = ddim_timesteps(num_timesteps, num_steps).flip(0).tolist()
+    return [sigma_from_alphas_cumprod(float(abar[t])) for t in timesteps] + [0.0]
 
 
 def ddim_timesteps(num_timesteps: int, num_steps: int) -> Tensor:

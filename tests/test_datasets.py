@@ -5,7 +5,6 @@ data=train400`` in a fresh data folder."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,10 +17,7 @@ import torch
 from conftest import DATA, needs_data
 from invprob.datasets import DATASETS, Dataset, dataset_path, fetch, load_images, pixels_sha256
 from invprob.errors import DataNotFoundError
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from invprob.io import sha256
 
 
 @needs_data

@@ -51,6 +51,12 @@ class SVD:
     Ut: Callable[[Tensor], Tensor]
     U: Callable[[Tensor], Tensor]
 
+    def values_per_row(self, batch: int, dtype: torch.dtype) -> Tensor:
+        """The singular values for a batch of ``batch`` rows, ``(batch or 1, r)`` in ``dtype``
+        (one set per measurement where the operator has one per measurement; :func:`per_row`)."""
+        s = self.singular_values
+        return per_row(s.reshape(-1, s.shape[-1]), batch, "singular values").to(dtype)
+
 
 class Operator(nn.Module):
     """Base class of forward models ``y = A(x)``.

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -19,17 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ..io import sha256
 from .adapters import FlowPrior, VPPrior
 
 __all__ = ["sha256", "load_state_dict", "from_diffusers"]
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, Tensor]:

@@ -8,8 +8,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
-from ..operators.base import per_row
-from ..sampling import ddim_timesteps, ddpm_alphas_cumprod, sigma_from_alphas_cumprod
+from ..sampling import ddim_sigmas
 from .base import SolveContext, Solver, State
 
 __all__ = ["DDRM"]
@@ -72,9 +71,7 @@ class DDRM(Solver):
         self.eta, self.eta_b = float(eta), float(eta_b)
         self.num_steps = check_int(num_steps, "num_steps", 1)
         num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        abar = ddpm_alphas_cumprod(num_timesteps, beta_start, beta_end)
-        timesteps = ddim_timesteps(num_timesteps, self.num_steps).flip(0).tolist()  # 950, 900, …, 0
-        self.sigmas = [sigma_from_alphas_cumprod(float(abar[t])) for t in timesteps] + [0.0]
+        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end)  # from T − T/N down, then 0
 
     @property
     def nfe_per_sample(self) -> int:
@@ -85,8 +82,7 @@ class DDRM(Solver):
         """The SVD, its singular values per row ``(B, r)``, where they are non-zero, and ``Uᵀ y / s``."""
         svd = state.problem.operator.svd()
         B = state.x.shape[0]
-        s = per_row(svd.singular_values.reshape(-1, svd.singular_values.shape[-1]), B, "singular values")
-        s = s.to(state.x.dtype)
+        s = svd.values_per_row(B, state.x.dtype)
         nonzero = s > 0
         safe = torch.where(nonzero, s, torch.ones_like(s))
         return svd, s, nonzero, safe, svd.Ut(state.measurement)
