@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import DataNotFoundError
+from .errors import DataNotFoundError, InputError
 from .io import load_image, sha256
 
 __all__ = ["Dataset", "DATASETS", "data_root", "fetch", "dataset_path", "load_images", "load_mnist",
@@ -83,8 +83,17 @@ class Dataset:
 
 
 def _mirror() -> str | None:
-    """``$INVPROB_DATA_MIRROR`` without a trailing ``/``, or ``None`` when unset or empty."""
-    return (os.environ.get("INVPROB_DATA_MIRROR") or "").strip().rstrip("/") or None
+    """``$INVPROB_DATA_MIRROR`` without a trailing ``/``, or ``None`` when unset or empty.
+
+    Raises:
+        InputError: the variable is set to something that is not an ``http(s)://`` or
+            ``file://`` URL.
+    """
+    mirror = (os.environ.get("INVPROB_DATA_MIRROR") or "").strip().rstrip("/") or None
+    if mirror is not None and not mirror.startswith(("http://", "https://", "file://")):
+        raise InputError(f"`INVPROB_DATA_MIRROR` is {mirror!r}, not a URL; give http(s)://... or file:///path/to/data "
+                         f"(a folder holding the data sets' folders), or unset it.")
+    return mirror
 
 
 def pixels_sha256(path: Path) -> str:

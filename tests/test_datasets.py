@@ -16,7 +16,7 @@ import torch
 
 from conftest import DATA, needs_data
 from invprob.datasets import DATASETS, Dataset, dataset_path, fetch, load_images, pixels_sha256
-from invprob.errors import DataNotFoundError
+from invprob.errors import DataNotFoundError, InputError
 from invprob.io import sha256
 
 
@@ -127,6 +127,16 @@ def test_a_bmp_source_is_checked_then_stored_losslessly_as_png(fresh_root, monke
     assert np.array_equal(np.asarray(Image.open(folder / "img.png")), pixels)
     assert [p.name for p in folder.iterdir()] == ["img.png"]  # no temporary file left
     assert fetch("toy", verify=True, progress=False) == folder
+
+
+def test_a_mirror_that_is_not_a_url_is_one_line(fresh_root, monkeypatch):
+    monkeypatch.setenv("INVPROB_DATA_MIRROR", "notaurl")
+    with pytest.raises(InputError, match="INVPROB_DATA_MIRROR"):
+        fetch("set12", progress=False)
+    env = dict(os.environ, INVPROB_DATA_MIRROR="notaurl")
+    proc = subprocess.run([sys.executable, "-m", "invprob.app.cli", "fetch-data", "set12", "--quiet"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "INVPROB_DATA_MIRROR" in proc.stderr
 
 
 def test_unknown_names_are_one_line():

@@ -82,7 +82,7 @@ def fetch_data(argv: list[str]) -> int:
     import argparse
 
     from ..datasets import DATASETS, fetch
-    from ..errors import DataNotFoundError
+    from ..errors import DataNotFoundError, InputError
 
     parser = argparse.ArgumentParser(prog="invprob fetch-data", description=fetch_data.__doc__)
     parser.add_argument("name", help=f"one of {', '.join(DATASETS)}")
@@ -94,6 +94,9 @@ def fetch_data(argv: list[str]) -> int:
         return 2
     try:
         folder = fetch(args.name, verify=args.verify, progress=not args.quiet)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except DataNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
