@@ -1,6 +1,7 @@
 """The Gaussian-mixture test bed: problems whose exact posterior is known.
 
-``d = 64`` image-shaped (``x_shape = (1, 8, 8)``) Gaussian-mixture prior; two linear
+``d = 64`` image-shaped (``x_shape = (1, 8, 8)``) Gaussian-mixture prior of one of two families
+(:data:`FAMILIES`: ``"smooth"`` and ``"anisotropic"``, :func:`gmm_prior`); two linear
 problems with ``σ_y = 0.05``: random inpainting keeping 50 % of the pixels, and a random
 Gaussian matrix with ``m = 16`` rows (:func:`make_problem`; their posterior is a Gaussian
 mixture in closed form). One nonlinear problem, Fourier phase retrieval
@@ -23,11 +24,12 @@ from ..priors.gaussian import GaussianMixture, GaussianMixturePrior
 from ..problem import Problem
 
 __all__ = ["gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS",
-           "X_SHAPE", "SIGMA_Y", "PhaseRetrievalTestProblem", "phase_retrieval_problem"]
+           "X_SHAPE", "SIGMA_Y", "FAMILIES", "PhaseRetrievalTestProblem", "phase_retrieval_problem"]
 
 X_SHAPE = (1, 8, 8)
 SIGMA_Y = 0.05
 PROBLEMS = ("inpainting", "gaussian_matrix")
+FAMILIES = ("smooth", "anisotropic")
 
 
 def _squared_exponential(x_shape: tuple[int, ...], length: float, dtype: torch.dtype) -> Tensor:
@@ -37,25 +39,50 @@ def _squared_exponential(x_shape: tuple[int, ...], length: float, dtype: torch.d
     return torch.exp(-((pos[:, None] - pos[None]) ** 2).sum(-1) / (2 * length**2))
 
 
-def gmm_prior(seed: int = 0, x_shape: tuple[int, ...] = X_SHAPE, num_components: int = 5,
-              dtype: torch.dtype = torch.float64) -> GaussianMixturePrior:
-    """A random GMM of smooth images whose posteriors are often multimodal.
+def gmm_prior(seed: int = 0, x_shape: tuple[int, ...] = X_SHAPE, num_components: int | None = None,
+              dtype: torch.dtype = torch.float64, family: str = "smooth") -> GaussianMixturePrior:
+    """A random Gaussian-mixture prior of image shape ``x_shape`` from ``family``.
 
-    Means are smooth random fields ``0.3 · GP(ℓ = 3 px)``; every component has covariance
-    ``0.5² K_ℓ=1 + 0.05² I`` (locally correlated texture on top of the mean). Means that
-    differ by smooth patterns are hard to tell apart from 32 pixels or 16 projections at
-    σ_y = 0.05, so several components keep posterior weight (entropy up to ≈ 1.4 nats over
-    seeds 0–4) — the regime where a sampler must find every mode.
+    ``"smooth"`` (5 components by default): means are smooth random fields ``0.3 · GP(ℓ = 3 px)``;
+    every component has the same covariance ``0.5² K_ℓ=1 + 0.05² I`` (locally correlated texture
+    on top of the mean), weights ``U(0.5, 1.5)`` normalised. Means that differ by smooth patterns
+    are hard to tell apart from 32 pixels or 16 projections at σ_y = 0.05, so several components
+    keep posterior weight (entropy up to ≈ 1.4 nats over seeds 0–4) — the regime where a sampler
+    must find every mode.
+
+    ``"anisotropic"`` (8 components by default) differs in every structural choice: white (not
+    smooth) means ``0.3 · Q c_k`` in a random 3-dimensional subspace (``Q`` orthonormal,
+    ``c_k ~ N(0, I₃)``); each component its *own* covariance ``R_k diag(λ) R_kᵀ`` with a random
+    rotation ``R_k`` and a spectrum log-spaced from 0.25² down to 0.02² (condition number 156),
+    so the posterior's curvature differs by direction and by component; unequal weights
+    ``U(0,1)² + 0.05`` normalised. The likelihood of a component depends on its orientation, so
+    inpainting posteriors are mostly unimodal and the test is the covariance (how well a sampler
+    resolves thin and wide directions at once); Gaussian-matrix posteriors are often bimodal.
+    Its draws use the generator of ``seed + 1000``, so no draw is shared with ``"smooth"``.
     """
-    g = torch.Generator().manual_seed(int(seed))
+    if family not in FAMILIES:
+        raise ValueError(f"unknown test-bed family {family!r}; choose one of {FAMILIES}.")
     d = math.prod(x_shape)
-    weights = torch.rand(num_components, generator=g, dtype=dtype) + 0.5
+    if family == "anisotropic":
+        K = 8 if num_components is None else num_components
+        g = torch.Generator().manual_seed(int(seed) + 1000)
+        weights = torch.rand(K, generator=g, dtype=dtype) ** 2 + 0.05
+        basis, _ = torch.linalg.qr(torch.randn((d, 3), generator=g, dtype=dtype))
+        means = 0.3 * (basis @ torch.randn((3, K), generator=g, dtype=dtype))
+        spectrum = torch.logspace(math.log10(0.25**2), math.log10(0.02**2), d, dtype=dtype)
+        rotations = [torch.linalg.qr(torch.randn((d, d), generator=g, dtype=dtype))[0] for _ in range(K)]
+        covs = torch.stack([r @ torch.diag(spectrum) @ r.T for r in rotations])
+        covs = (covs + covs.transpose(1, 2)) / 2
+        return GaussianMixturePrior(weights / weights.sum(), means.T.reshape(K, *x_shape), covs, data_range=None)
+    K = 5 if num_components is None else num_components
+    g = torch.Generator().manual_seed(int(seed))
+    weights = torch.rand(K, generator=g, dtype=dtype) + 0.5
     weights = weights / weights.sum()
     smooth = _squared_exponential(x_shape, 3.0, dtype) + 1e-6 * torch.eye(d, dtype=dtype)
-    means = 0.3 * (torch.linalg.cholesky(smooth) @ torch.randn((d, num_components), generator=g, dtype=dtype))
+    means = 0.3 * (torch.linalg.cholesky(smooth) @ torch.randn((d, K), generator=g, dtype=dtype))
     texture = 0.5**2 * _squared_exponential(x_shape, 1.0, dtype) + 0.05**2 * torch.eye(d, dtype=dtype)
-    covs = texture[None].repeat(num_components, 1, 1)
-    return GaussianMixturePrior(weights, means.T.reshape(num_components, *x_shape), covs, data_range=None)
+    covs = texture[None].repeat(K, 1, 1)
+    return GaussianMixturePrior(weights, means.T.reshape(K, *x_shape), covs, data_range=None)
 
 
 def inpainting_operator(seed: int = 0, x_shape: tuple[int, ...] = X_SHAPE, observed: float = 0.5,
@@ -75,12 +102,13 @@ def gaussian_matrix_operator(seed: int = 0, x_shape: tuple[int, ...] = X_SHAPE, 
     return MatrixOperator(torch.randn((m, d), generator=g, dtype=dtype) / math.sqrt(d), x_shape)
 
 
-def make_problem(name: str, seed: int = 0, num_measurements: int = 1,
-                 sigma_y: float = SIGMA_Y) -> tuple[GaussianMixturePrior, Problem, Tensor]:
-    """``(prior, problem, x_true)`` for test-bed problem ``name`` drawn from ``seed``."""
+def make_problem(name: str, seed: int = 0, num_measurements: int = 1, sigma_y: float = SIGMA_Y,
+                 family: str = "smooth") -> tuple[GaussianMixturePrior, Problem, Tensor]:
+    """``(prior, problem, x_true)`` for test-bed problem ``name`` drawn from ``seed``, with the
+    prior of ``family`` (:func:`gmm_prior`)."""
     if name not in PROBLEMS:
         raise ValueError(f"unknown test-bed problem {name!r}; choose one of {PROBLEMS}.")
-    prior = gmm_prior(seed)
+    prior = gmm_prior(seed, family=family)
     op = inpainting_operator(seed) if name == "inpainting" else gaussian_matrix_operator(seed)
     g = torch.Generator().manual_seed(int(seed) + 3)
     x_true = prior.sample(num_measurements, g)

@@ -8,7 +8,11 @@ from .diffpir import DiffPIR
 from .dps import DPS
 from .enkg import EnKG
 from .smc import TemperedSMC
+from .tds import TDS
 from .mcg import MCG
+from .mmps import MMPS
+from .pigdm import PiGDM
 from .reddiff import REDDiff
 
-__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC"]
+__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
+           "PiGDM", "MMPS", "TDS"]

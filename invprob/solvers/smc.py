@@ -12,7 +12,8 @@ from ..checks import check_int
 from ..sampling import euler_ode, karras_sigmas
 from .base import PopulationSolver, SolveContext, State
 
-__all__ = ["TemperedSMC", "normalized_weights", "effective_sample_size", "systematic_resample", "next_temperature"]
+__all__ = ["TemperedSMC", "normalized_weights", "effective_sample_size", "systematic_resample", "next_temperature",
+           "resample_population"]
 
 
 def normalized_weights(log_w: Tensor, dim: int = -1) -> Tensor:
@@ -93,6 +94,46 @@ def next_temperature(log_likelihood: Tensor, beta: float, ess_fraction: float, i
             lo, hi = (mid, hi) if effective_sample_size((mid - beta) * log_likelihood).item() >= target else (lo, mid)
         hi = lo
     return hi
+
+
+def resample_population(seeds: Tensor, log_w: Tensor, num_measurements: int, num_particles: int, step: int,
+                        ess_fraction: float, force: bool = False) -> tuple[Tensor | None, Tensor]:
+    """Systematic resampling, per measurement, of the populations whose ESS is low.
+
+    The ``M × N`` rows hold ``N`` particles per measurement; a measurement is resampled when its
+    :func:`effective_sample_size` is below ``ess_fraction · N`` (every one if ``force``), its
+    offspring shuffled so that any ``K`` first rows are a random subset, its log weights reset
+    to 0. The uniforms come from the rows' own streams (:mod:`invprob.streams`, streams 2 and 3
+    of ``step``): the result depends on the seeds and the population, not on the batch.
+
+    Args:
+        seeds: per-row seeds ``(M·N,)``.
+        log_w: log importance weights ``(M·N,)``.
+        num_measurements, num_particles: ``M`` and ``N``.
+        step: the step the draws belong to.
+        ess_fraction: the ESS threshold, as a fraction of ``N``.
+        force: resample every measurement.
+
+    Returns:
+        ``(rows, log_w)``: the ancestor row of every row ``(M·N,)`` (``None`` when nothing was
+        resampled) and the new log weights.
+    """
+    M, N = num_measurements, num_particles
+    lw = log_w.reshape(M, N)
+    ess = effective_sample_size(lw, dim=1)
+    redo = torch.ones_like(ess, dtype=torch.bool) if force else ess < ess_fraction * N
+    if not bool(redo.any()):
+        return None, log_w
+    # one uniform per measurement, from the stream of its first particle (batch-independent)
+    u = torch.special.ndtr(streams.randn(seeds[::N], step, (1,), stream=2, dtype=lw.dtype, device=lw.device))
+    idx = systematic_resample(normalized_weights(lw, dim=1), u)  # (M, N)
+    # systematic resampling returns ancestors in order: shuffle, so that the first
+    # num_samples particles (the returned ones) are a random subset of the population
+    shuffle = streams.randn(seeds, step, (1,), stream=3, dtype=lw.dtype, device=lw.device).reshape(M, N)
+    idx = idx.gather(1, shuffle.argsort(1))
+    idx = torch.where(redo[:, None], idx, torch.arange(N, device=idx.device).expand(M, N))
+    rows = (idx + N * torch.arange(M, device=idx.device)[:, None]).flatten()
+    return rows, torch.where(redo[:, None], torch.zeros_like(lw), lw).flatten()
 
 
 @dataclass(kw_only=True)
@@ -203,23 +244,9 @@ class TemperedSMC(PopulationSolver):
     def _resample(self, state: TemperedSMCState, x: Tensor, log_w: Tensor, i: int,
                   force: bool = False) -> tuple[Tensor, Tensor]:
         """Systematic resampling of the measurements whose ESS is low (all if ``force``)."""
-        M, N = state.num_measurements, state.num_particles
-        lw = log_w.reshape(M, N)
-        ess = effective_sample_size(lw, dim=1)
-        redo = torch.ones_like(ess, dtype=torch.bool) if force else ess < self.ess_fraction * N
-        if not bool(redo.any()):
-            return x, log_w
-        # one uniform per measurement, from the stream of its first particle (batch-independent)
-        u = torch.special.ndtr(streams.randn(state.seeds[::N], i, (1,), stream=2, dtype=lw.dtype, device=lw.device))
-        idx = systematic_resample(normalized_weights(lw, dim=1), u)  # (M, N)
-        # systematic resampling returns ancestors in order: shuffle, so that the first
-        # num_samples particles (the returned ones) are a random subset of the population
-        shuffle = streams.randn(state.seeds, i, (1,), stream=3, dtype=lw.dtype, device=lw.device).reshape(M, N)
-        idx = idx.gather(1, shuffle.argsort(1))
-        idx = torch.where(redo[:, None], idx, torch.arange(N, device=idx.device).expand(M, N))
-        rows = (idx + N * torch.arange(M, device=idx.device)[:, None]).flatten()
-        log_w = torch.where(redo[:, None], torch.zeros_like(lw), lw).flatten()
-        return x[rows], log_w
+        rows, log_w = resample_population(state.seeds, log_w, state.num_measurements, state.num_particles, i,
+                                          self.ess_fraction, force)
+        return (x if rows is None else x[rows]), log_w
 
     def step(self, state: TemperedSMCState, i: int) -> TemperedSMCState:
         beta, beta_prev = self.betas[i], (self.betas[i - 1] if i > 0 else 0.0)
