@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -68,12 +69,39 @@ SOLVERS = {
     # Not a paper solver: tempered SMC with diffusion-prior Langevin moves, its step chosen on the
     # seed-7 GMM *phase-retrieval* problem (solvers/tempered-smc.yaml), not on these two problems.
     "tempered-smc": ("tempered-smc", {}),
+    # ΠGDM, MMPS and TDS at their paper presets (solvers/pigdm.yaml, mmps.yaml, tds.yaml).
+    "pigdm": ("pigdm", {}),
+    "mmps": ("mmps", {}),
+    "tds": ("tds", {}),
+    # DDRM at 1000 steps: how much of the 20-step preset's distance is discretisation.
+    "ddrm-1000": ("ddrm", {"num_steps": 1000}),
 }
-# deepinv's samplers on the same exact denoiser (deepinv.sampling.DPS with its default
-# weight 1.0 and 1000 steps; DiffPIR with its defaults, 100 iterations).
-DEEPINV = {"deepinv DPS (defaults)": "dps", "deepinv DiffPIR (defaults)": "diffpir"}
+# deepinv's samplers on the same exact denoiser, each in the units it expects (run_deepinv):
+# DPS with its default weight 1.0 and 1000 steps; DiffPIR at our diffpir preset's λ, ζ and 100
+# iterations; DDRM with its defaults on our ddrm preset's 20 σ-levels (its noise draws are scaled
+# by 1/√2, deepinv 0.5's own choice, kept).
+DEEPINV = {"deepinv DPS (weight 1, 1000 steps)": "dps", "deepinv DiffPIR (λ 7, ζ 0.3, 100 steps)": "diffpir",
+           "deepinv DDRM (20 steps)": "ddrm"}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
+
+
+def decomposable_physics(problem):
+    """deepinv ``DecomposablePhysics`` of a test-bed problem's matrix ``A = U diag(s) Vᵀ`` (full
+    SVD, ``s`` padded with zeros to the image size) with its Gaussian noise: what deepinv's DDRM
+    needs. The coefficients are flat ``(B, d)`` vectors."""
+    import deepinv
+
+    A = problem.operator.A
+    m, d = A.shape
+    U, s, Vh = torch.linalg.svd(A, full_matrices=True)
+    x_shape = problem.operator.x_shape
+    mask = torch.zeros(1, d, dtype=A.dtype)
+    mask[0, : len(s)] = s
+    return deepinv.physics.DecomposablePhysics(
+        U=lambda z: z[:, :m] @ U.T, U_adjoint=lambda y: torch.nn.functional.pad(y @ U, (0, d - m)),
+        V=lambda z: (z @ Vh).reshape(-1, *x_shape), V_adjoint=lambda x: x.flatten(1) @ Vh.T, mask=mask,
+        noise_model=deepinv.physics.GaussianNoise(problem.noise.sigma))
 
 
 def run_deepinv(kind: str, problem, prior, num_samples: int, seed: int):
@@ -82,20 +110,32 @@ def run_deepinv(kind: str, problem, prior, num_samples: int, seed: int):
 
     from invprob.operators import to_deepinv
     from invprob.priors.deepinv_bridge import to_deepinv_denoiser
+    from invprob.sampling import ddim_sigmas
 
     physics = to_deepinv(problem.operator)
-    denoiser = to_deepinv_denoiser(prior)
     y = problem.measurement.expand(num_samples, *problem.measurement.shape[1:]).clone()
     start = time.perf_counter()
     if kind == "dps":
-        sampler = deepinv.sampling.DPS(denoiser, num_steps=1000, dtype=torch.float64,
-                                       rng=torch.Generator().manual_seed(seed))
+        # in the images' own units (minus_one_one=False: no [0, 1] conversion of x, σ or y)
+        sampler = deepinv.sampling.DPS(to_deepinv_denoiser(prior), num_steps=1000, dtype=torch.float64,
+                                       rng=torch.Generator().manual_seed(seed), minus_one_one=False)
         samples, nfe = sampler(y, physics, x_init=(num_samples, *prior.x_shape), seed=seed), 1000
+    elif kind == "ddrm":
+        # as written, in the images' own units on our ddrm preset's σ-levels (one NFE per level)
+        sampler = deepinv.sampling.DDRM(to_deepinv_denoiser(prior), sigmas=ddim_sigmas(20)[:-1])
+        torch.manual_seed(seed)  # DDRM draws from the global generator
+        samples, nfe = sampler(y, decomposable_physics(problem)), 20
     else:
-        sampler = deepinv.sampling.DiffPIR(denoiser, deepinv.optim.data_fidelity.L2(),
-                                           sigma=problem.noise.sigma, max_iter=100)
+        # DiffPIR works on [0, 1] images: u = (x + 1)/2, y_u = (y + A 1)/2 with noise σ_y/2; its
+        # ρ = λ σ_u² / σ̄_t² with the prox γ = 1/(2ρ) is our diffpir's ρ at λ_ours = λ/2, so
+        # lambda_ = 2 × 7 and zeta = 0.3 are our `diffpir` preset (100 iterations).
+        physics.noise_model = deepinv.physics.GaussianNoise(problem.noise.sigma / 2)
+        ones = torch.ones((1, *prior.x_shape), dtype=y.dtype)
+        sampler = deepinv.sampling.DiffPIR(to_deepinv_denoiser(prior, unit_range=True),
+                                           deepinv.optim.data_fidelity.L2(), sigma=problem.noise.sigma / 2,
+                                           max_iter=100, lambda_=14.0, zeta=0.3)
         torch.manual_seed(seed)  # DiffPIR draws from the global generator
-        samples, nfe = sampler(y, physics), 100
+        samples, nfe = 2 * sampler((y + problem.operator(ones)) / 2, physics) - 1, 100
     return samples.to(torch.float64), nfe, time.perf_counter() - start
 
 
@@ -108,13 +148,13 @@ def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, see
 
 
 def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress: bool = False,
-        deepinv_solvers: dict | None = None) -> dict:
+        deepinv_solvers: dict | None = None, family: str = "smooth", quiet: bool = False) -> dict:
     deepinv_solvers = DEEPINV if deepinv_solvers is None else deepinv_solvers
     report = {"seed": seed, "num_samples": num_samples, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "problems": {}}
     for name in problems:
-        prior, problem, _ = make_problem(name, seed=seed)
+        prior, problem, _ = make_problem(name, seed=seed, family=family)
         post = prior.posterior(problem)
         g = torch.Generator().manual_seed(seed + 100)
         exact = post.sample(num_samples, g)[0]
@@ -126,7 +166,8 @@ def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress:
         for label, kind in deepinv_solvers.items():
             samples, nfe, seconds = run_deepinv(kind, problem, prior, num_samples, seed)
             rows[label] = {**evaluate(samples, exact, post, floor, seed), "nfe": nfe, "seconds": seconds}
-            print(f"{name:16s} {label:34s} SW2/floor {rows[label]['ratio']:7.2f}  NFE {nfe}  {seconds:.1f}s", flush=True)
+            if not quiet:
+                print(f"{name:16s} {label:34s} SW2/floor {rows[label]['ratio']:7.2f}  NFE {nfe}  {seconds:.1f}s", flush=True)
         for label, (preset, overrides) in solvers.items():
             solver = get_solver(preset, **overrides)
             try:
@@ -137,12 +178,15 @@ def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress:
                 continue
             rows[label] = {**evaluate(result.samples[0], exact, post, floor, seed),
                            "nfe": result.nfe, "seconds": result.seconds}
+            if quiet:
+                continue
             print(f"{name:16s} {label:34s} SW2/floor {rows[label]['ratio']:7.2f}  "
                   f"mean RMSE {rows[label]['mean_rmse']:.4f}  cov90 {rows[label]['coverage90']:.3f}  "
                   f"NFE {result.nfe}  {result.seconds:.1f}s", flush=True)
         report["problems"][name] = {"posterior_weights": post.weights[0].tolist(), "solvers": rows}
         p = rows["prior (no data)"]
-        print(f"{name:16s} {'prior (no data)':34s} SW2/floor {p['ratio']:7.2f}", flush=True)
+        if not quiet:
+            print(f"{name:16s} {'prior (no data)':34s} SW2/floor {p['ratio']:7.2f}", flush=True)
     return report
 
 
@@ -195,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     report = run(args.seed, args.num_samples, solvers, progress=args.progress, deepinv_solvers=deepinv_solvers)
     report["total_seconds"] = time.perf_counter() - start
-    this_run = {"command": " ".join(["python", "benchmarks/posterior_gmm.py", *(sys.argv[1:] if argv is None else argv)]),
+    this_run = {"command": shlex.join(["python", "benchmarks/posterior_gmm.py", *(sys.argv[1:] if argv is None else argv)]),
                 "seconds": round(report["total_seconds"]), "threads": report["threads"]}
     report["runs"] = [this_run]
     print(f"total {report['total_seconds']:.0f}s")

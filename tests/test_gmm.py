@@ -102,3 +102,21 @@ def test_gmm_validation_errors():
         prior.denoise(torch.zeros(2, 1, 2, 2), torch.tensor([0.1, 0.0]))
     with pytest.raises(ValueError, match="shape"):
         prior.denoise(torch.zeros(2, 4), 0.1)
+
+
+def test_the_two_test_bed_families_differ_in_structure():
+    from invprob.evaluation import FAMILIES, gmm_prior, make_problem
+
+    assert FAMILIES == ("smooth", "anisotropic")
+    smooth, aniso = gmm_prior(10), gmm_prior(10, family="anisotropic")
+    assert len(smooth.weights) == 5 and len(aniso.weights) == 8
+    assert torch.allclose(smooth.covs[0], smooth.covs[1])  # one shared covariance
+    assert not torch.allclose(aniso.covs[0], aniso.covs[1])  # one rotated covariance per component
+    spectrum = torch.linalg.eigvalsh(aniso.covs[3])
+    assert torch.allclose(spectrum.max() / spectrum.min(), torch.tensor((0.25 / 0.02) ** 2, dtype=spectrum.dtype))
+    # white means in a 3-dimensional subspace
+    assert torch.linalg.matrix_rank(aniso.means.flatten(1)) == 3
+    a, b = make_problem("inpainting", 11, family="anisotropic"), make_problem("inpainting", 11, family="anisotropic")
+    assert torch.equal(a[1].measurement, b[1].measurement)
+    with pytest.raises(ValueError, match="family"):
+        gmm_prior(0, family="isotropic")

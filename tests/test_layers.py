@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "invprob"
-CONTRACTS = {"errors", "checks", "streams", "sampling", "io", "noise", "problem", "operators.base", "priors.base",
+CONTRACTS = {"errors", "checks", "streams", "sampling", "linalg", "io", "noise", "problem", "operators.base", "priors.base",
              "solvers.base"}
 
 

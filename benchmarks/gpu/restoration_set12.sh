@@ -14,7 +14,9 @@
 #   enkg2048: EnKG with the released default ensemble, 2048 particles, on 70 % random inpainting,
 #             then the 1024-particle box-inpainting cell enkg1024 left empty (≈ 5 + 2.5 min on an H200);
 #   enkg-steps: EnKG with 512 particles and 30 steps (2.1x the calls of 20) on box inpainting:
-#               more steps instead of more particles (≈ 3 min).
+#               more steps instead of more particles (≈ 3 min);
+#   peers: the peer-method cells a 2-core CPU cannot afford: TDS with the official 4 particles
+#          (48 rows x 100 backpropagated steps per task) and deepinv's DPS at 250 steps, all tasks.
 # BUDGET caps the wall seconds of the two processes (a device call may run 600 s); MAX_BATCH
 # (optional) caps the images per network call (Prior.max_batch), for ensembles beyond one call.
 set -uo pipefail
@@ -78,7 +80,11 @@ for stage in $STAGES; do
       timeout "$BUDGET" bash -c '
         bench enkg-steps --tasks "inpainting box" --solvers "EnKG (512 particles, 30 steps)"
       ' >"$OUT/enkg-steps.log" 2>&1 ;;
-    *) echo "unknown stage $stage (base, enkg1024, enkg2048, enkg-steps)" >&2; exit 2 ;;
+    peers)
+      timeout "$BUDGET" bash -c '
+        bench peers --solvers "TDS (paper: 4 particles, 100 steps)" "deepinv DPS (weight 1, 250 steps)"
+      ' >"$OUT/peers.log" 2>&1 ;;
+    *) echo "unknown stage $stage (base, enkg1024, enkg2048, enkg-steps, peers)" >&2; exit 2 ;;
   esac
 done
 rm -f "$OUT"/*/restoration_set12.md  # the tables are re-rendered after the merge
