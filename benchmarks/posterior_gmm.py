@@ -65,6 +65,7 @@ SOLVERS = {
     "diffpir-inpainting": ("diffpir-inpainting", {}),
     # DDNM+ as the official code runs it (solvers/ddnm.yaml).
     "ddnm": ("ddnm", {}),
+    "ddnm-time-travel": ("ddnm-time-travel", {}),
     "ddrm": ("ddrm", {}),
     # Not a paper solver: tempered SMC with diffusion-prior Langevin moves, its step chosen on the
     # seed-7 GMM *phase-retrieval* problem (solvers/tempered-smc.yaml), not on these two problems.

@@ -43,3 +43,24 @@ def test_runs_on_an_operator_with_a_complex_fourier_svd():
     assert result.samples.dtype == torch.float64 and torch.isfinite(result.samples).all()
     residual = (op(result.samples[0]) - problem.measurement).flatten(1).norm(dim=1) / problem.measurement.norm()
     assert residual.max() < 0.5
+
+
+def test_time_travel_walk_and_step_follow_the_official_code():
+    from invprob.solvers import DDNM
+    from invprob.solvers.ddnm import schedule_jump
+
+    # RePaint's get_schedule_jump as DDNM's svd_ddnm.py runs it (T_sampling 6, length 2, repeat 2)
+    assert schedule_jump(6, 2, 2) == [5, 4, 3, 2, 3, 4, 3, 2, 1, 0, 1, 2, 1, 0, -1]
+    assert schedule_jump(4) == [3, 2, 1, 0, -1]
+    solver = DDNM(num_steps=6, travel_length=2, travel_repeat=2)
+    assert solver.num_steps == 14 and solver.nfe_per_sample == 10
+    prior, problem, _ = testbed.make_problem("gaussian_matrix", seed=0)
+    state = solver.init(problem, prior, num_samples=3, generator=0)
+    for i in range(3):  # 5 -> 4 -> 3 -> 2
+        state = solver.step(state, i)
+    up = solver.step(state, 3)  # 2 -> 3: x = x̂0 (uncorrected) + σ_3 z, no network call
+    sigma_3 = solver.sigmas[6 - 1 - 3]
+    assert torch.allclose(up.x, state.x0_raw + sigma_3 * solver.randn(state, step=3))
+    assert not torch.allclose(state.x0_raw, state.x0_hat)  # the corrected estimate is not where it restarts
+    result = solver.solve(problem, prior, num_samples=3, generator=0, progress=False)
+    assert result.nfe == 10 and torch.isfinite(result.samples).all()

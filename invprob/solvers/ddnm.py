@@ -11,12 +11,33 @@ from ..checks import check_int
 from ..sampling import ddim_sigmas
 from .base import SolveContext, Solver, State
 
-__all__ = ["DDNM"]
+__all__ = ["DDNM", "schedule_jump"]
+
+
+def schedule_jump(num_steps: int, travel_length: int = 1, travel_repeat: int = 1) -> list[int]:
+    """RePaint's time-travel walk over the grid indices ``N − 1 … 0, −1`` (DDNM's
+    ``get_schedule_jump``): going down one index at a time, and at every ``travel_length``-th
+    index below ``N − travel_length`` going back up ``travel_length`` indices, ``travel_repeat − 1``
+    times. ``travel_length = travel_repeat = 1`` is the plain walk ``N − 1, …, 0, −1``."""
+    jumps = {j: travel_repeat - 1 for j in range(0, num_steps - travel_length, travel_length)}
+    t, walk = num_steps, []
+    while t >= 1:
+        t -= 1
+        walk.append(t)
+        if jumps.get(t, 0) > 0:
+            jumps[t] -= 1
+            for _ in range(travel_length):
+                t += 1
+                walk.append(t)
+    return walk + [-1]
 
 
 @dataclass(kw_only=True)
 class DDNMState(State):
-    """DDNM state; ``x`` is the σ-space iterate ``x_t / sqrt(ᾱ_t)``."""
+    """DDNM state; ``x`` is the σ-space iterate ``x_t / sqrt(ᾱ_t)``; ``x0_raw`` the denoiser's
+    last uncorrected ``x̂0`` (where time travel restarts from)."""
+
+    x0_raw: Tensor
 
 
 class DDNM(Solver):
@@ -37,13 +58,19 @@ class DDNM(Solver):
     SVD's range) — the official ``ddnm_plus_diffusion`` (``functions/svd_ddnm.py``) with its
     ``Lambda`` / ``Lambda_noise`` operators, in σ-space. With ``σ_y = 0`` this is DDNM: a hard
     projection of ``x̂0`` onto ``{A x = y}``. Time travel (``travel_length``) is 1 in the
-    official configs, i.e. off, and is not provided. No clamp of ``x̂0`` (none in the official
-    code). NFE per sample = ``num_steps``; one ``Vᵀ`` / ``V`` / ``Uᵀ`` application per step and
-    no forward-operator call. Needs an operator with an SVD.
+    official configs but ``oldphoto.yml`` (``travel_length 2, travel_repeat 2``, preset
+    ``ddnm-time-travel``): the grid is walked by :func:`schedule_jump`, and a step back up to a
+    noisier level ``σ'`` re-noises the last *uncorrected* ``x̂0`` with fresh noise, ``x = x̂0 + σ' z``
+    (``svd_ddnm.py``), without a network call. No clamp of ``x̂0`` (none in the official code).
+    NFE per sample = the downward steps (``num_steps`` without time travel); one ``Vᵀ`` / ``V`` /
+    ``Uᵀ`` application per step and no forward-operator call. Needs an operator with an SVD.
 
     Args:
         eta: η (0.85: ``main.py`` default and every task of ``evaluation.sh``).
-        num_steps: sampling steps (100: ``T_sampling`` of the official configs).
+        num_steps: grid levels (100: ``T_sampling`` of the official configs); with time travel
+            the solver walks more steps than levels (``self.num_steps`` counts the walk).
+        travel_length, travel_repeat: the time-travel jump and its repeats (1 and 1: off, as in
+            the official configs; ``oldphoto.yml``: 2 and 2).
         num_timesteps, beta_start, beta_end: the linear β schedule (1000, 1e-4, 0.02).
 
     References:
@@ -57,26 +84,37 @@ class DDNM(Solver):
     requires = ("svd", "gaussian_noise")
 
     def __init__(self, eta: float = 0.85, num_steps: int = 100, num_timesteps: int = 1000, beta_start: float = 1e-4,
-                 beta_end: float = 0.02) -> None:
+                 beta_end: float = 0.02, travel_length: int = 1, travel_repeat: int = 1) -> None:
         if not 0 <= eta <= 1:
             raise ValueError(f"`eta` must be in [0, 1], got {eta}.")
         self.eta = float(eta)
-        self.num_steps = check_int(num_steps, "num_steps", 1)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end)  # from T − T/N down, then 0
+        levels = check_int(num_steps, "num_steps", 1)
+        num_timesteps = check_int(num_timesteps, "num_timesteps", levels)
+        check_int(travel_length, "travel_length", 1)
+        check_int(travel_repeat, "travel_repeat", 1)
+        self.sigmas = ddim_sigmas(levels, num_timesteps, beta_start, beta_end)  # from T − T/N down, then 0
+        walk = schedule_jump(levels, travel_length, travel_repeat)
+        # (σ, σ') of each step: grid index t has level sigmas[N − 1 − t] (t = −1: σ = 0)
+        self.walk = [(self.sigmas[levels - 1 - a], self.sigmas[levels - 1 - b], b < a) for a, b in zip(walk, walk[1:])]
+        self.num_steps = len(self.walk)
 
     @property
     def nfe_per_sample(self) -> int:
-        return self.num_steps
+        return sum(down for _, _, down in self.walk)
 
     def start(self, context: SolveContext) -> DDNMState:
-        state = context.new_state(DDNMState, context.zeros(), self.sigmas[0])
+        zeros = context.zeros()
+        state = context.new_state(DDNMState, zeros, self.sigmas[0], x0_raw=zeros)
         # x_T ~ N(0, I) in the VP variable is sqrt(1 + σ_T²) z in σ-space
         return state.replace(x=(1 + self.sigmas[0] ** 2) ** 0.5 * self.randn(state, step=-1))
 
     @torch.no_grad()
     def step(self, state: DDNMState, i: int) -> DDNMState:
-        sigma, sigma_next, B = self.sigmas[i], self.sigmas[i + 1], state.x.shape[0]
+        sigma, sigma_next, down = self.walk[i]
+        B = state.x.shape[0]
+        if not down:  # time travel: back up to σ' from the last uncorrected x̂0, fresh noise
+            x_next = state.x0_raw + sigma_next * self.randn(state, step=i)
+            return state.replace(x=x_next, sigma=x_next.new_full((B,), sigma_next))
         x0_hat = state.prior.denoise(state.x, state.x.new_full((B,), sigma))
         eps = (state.x - x0_hat) / sigma
         svd = state.problem.operator.svd()
@@ -102,4 +140,4 @@ class DDNM(Solver):
         range_noise = svd.V(torch.where(null, mixed, fresh_std * z_coords))
         complement = sigma_next * (self.eta * (z - svd.V(z_coords)) + (1 - self.eta**2) ** 0.5 * (eps - svd.V(eps_coords)))
         x_next = x0_data + range_noise + complement
-        return state.replace(x=x_next, x0_hat=x0_data, sigma=x_next.new_full((B,), sigma_next))
+        return state.replace(x=x_next, x0_hat=x0_data, x0_raw=x0_hat, sigma=x_next.new_full((B,), sigma_next))
