@@ -86,18 +86,37 @@ def randn(seeds: Tensor | Sequence[int], step: int, shape: Sequence[int], *, str
     streams cost no more than one ``torch.randn``; integer arithmetic makes it identical on
     every device.
     """
+    n = math.prod(int(size) for size in shape)
+    return randn_slice(seeds, step, shape, 0, n, stream=stream, dtype=dtype, device=device).reshape(
+        -1, *[int(size) for size in shape])
+
+
+def randn_slice(seeds: Tensor | Sequence[int], step: int, shape: Sequence[int], start: int, stop: int, *,
+                stream: int = 0, dtype: torch.dtype = torch.float32,
+                device: torch.device | str = "cpu") -> Tensor:
+    """Elements ``start:stop`` of the flattened per-row draw ``randn(seeds, step, shape)``: ``(B, stop − start)``.
+
+    Bit-identical to slicing the full draw, while computing (and holding float64/int64
+    temporaries for) only the requested elements: a solver can take its noise for one inner step
+    of a long chain at a time (DAPS's Langevin steps) with the samples of a single draw.
+    """
     device = torch.device(device)
     seeds = torch.as_tensor(seeds, dtype=torch.int64).to(device)
-    n = 1
-    for size in shape:
-        n *= int(size)
+    n = math.prod(int(size) for size in shape)
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"need 0 <= start <= stop <= {n}, got {start} and {stop}.")
+    pairs = (n + 1) // 2
     salt = _to_signed(mix(step, stream))
     keys = _splitmix64_tensor(_splitmix64_tensor(seeds) ^ salt)  # (B,)
-    pairs = (n + 1) // 2
-    counter = torch.arange(2 * pairs, dtype=torch.int64, device=device)
-    bits = _splitmix64_tensor(keys[:, None] ^ _splitmix64_tensor(counter)[None])  # (B, 2·pairs)
-    uniform = (_srl(bits, 11).to(torch.float64) + 0.5) / float(1 << 53)  # in (0, 1)
-    radius = (-2.0 * uniform[:, :pairs].log()).sqrt()
-    angle = 2.0 * math.pi * uniform[:, pairs:]
-    normal = torch.cat([radius * angle.cos(), radius * angle.sin()], dim=1)[:, :n]
-    return normal.reshape(len(seeds), *shape).to(dtype)
+    index = torch.arange(start, stop, dtype=torch.int64, device=device)
+    # element k < pairs is r(u_k) cos(2π u_{pairs+k}); element k ≥ pairs is r(u_p) sin(2π u_{pairs+p}), p = k − pairs
+    first = index < pairs
+    p = torch.where(first, index, index - pairs)
+
+    def uniform(counter: Tensor) -> Tensor:
+        bits = _splitmix64_tensor(keys[:, None] ^ _splitmix64_tensor(counter)[None])  # (B, len)
+        return (_srl(bits, 11).to(torch.float64) + 0.5) / float(1 << 53)  # in (0, 1)
+
+    radius = (-2.0 * uniform(p).log()).sqrt()
+    angle = 2.0 * math.pi * uniform(pairs + p)
+    return (radius * torch.where(first, angle.cos(), angle.sin())).to(dtype)

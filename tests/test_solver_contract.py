@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import small_gmm, tiny_unet
-from invprob import Problem, noise, registry
+from invprob import Problem, noise, registry, streams
 from invprob.errors import UnsupportedProblemError
 from invprob.operators import BlackBox, MatrixOperator
 from invprob.solvers import DDNM, DDRM, DiffPIR, Solver
@@ -209,13 +209,24 @@ def test_daps_hmc_step_is_the_official_damped_hmc_recursion():
     out = solver.step(state, 0)
     A, y = problem.operator.A, state.measurement.flatten(1)
     sigma, h, m = 2.0, 3e-3**0.5, 0.6
-    noise = solver.langevin_noise(state, 0, extra=1).flatten(2)
+    # the level's noise as one per-sample draw of (7 + 1) images (the solver takes it slice by slice)
+    noise = streams.randn(state.seeds, 0, (8, *state.x.shape[1:]), stream=1, dtype=state.x.dtype).flatten(2)
     x0_hat = out.x0_hat.flatten(1)
     x, v = x0_hat.clone(), noise[:, -1]
     for j in range(7):
         score = -2 * (x @ A.T - y) @ A / 0.2**2 + (x0_hat - x) / sigma**2
         v = m * v + h * score + (2 * (1 - m)) ** 0.5 * noise[:, j]
         x = x + h * v
+    assert torch.allclose(out.x.flatten(1), x, atol=1e-10)
+    # Langevin: x0 ← x0 + lr ∇log p + sqrt(2 lr) ε_j, ε_j slice j of the level's one draw of 7 images
+    langevin = registry.get_solver("daps", num_steps=1, langevin_steps=7, lr=3e-3, tau=0.2, sigma_max=2.0)
+    out = langevin.step(langevin.init(problem, prior, num_samples=3, generator=5), 0)
+    noise = streams.randn(state.seeds, 0, (7, *state.x.shape[1:]), stream=1, dtype=state.x.dtype).flatten(2)
+    x0_hat = out.x0_hat.flatten(1)
+    x = x0_hat.clone()
+    for j in range(7):
+        score = -2 * (x @ A.T - y) @ A / 0.2**2 + (x0_hat - x) / sigma**2
+        x = x + 3e-3 * score + (2 * 3e-3) ** 0.5 * noise[:, j]
     assert torch.allclose(out.x.flatten(1), x, atol=1e-10)
     with pytest.raises(ValueError, match="`mc_algo`"):
         registry.get_solver("daps", mc_algo="mh")

@@ -1,6 +1,7 @@
 """The per-sample counter-based normal generator."""
 
 import numpy as np
+import pytest
 import torch
 from scipy import stats
 
@@ -33,3 +34,19 @@ def test_rows_depend_only_on_their_seed_step_and_stream():
 def test_sample_seeds_are_shared_across_measurements():
     s = streams.sample_seeds(42, num_measurements=2, num_samples=3)
     assert s.shape == (6,) and torch.equal(s[:3], s[3:]) and len(set(s[:3].tolist())) == 3
+
+
+def test_a_slice_of_a_draw_is_the_draw_sliced():
+    """randn_slice computes only part of a draw, bit for bit (DAPS takes its Langevin noise one
+    step at a time from one draw per level)."""
+    from invprob import streams
+
+    seeds = streams.sample_seeds(11, 2, 3)
+    for shape in [(1,), (5,), (4, 1, 3, 3), (3, 7)]:
+        full = streams.randn(seeds, 2, shape, stream=1, dtype=torch.float64).flatten(1)
+        n = full.shape[1]
+        for start, stop in [(0, n), (0, 1), (n // 2, n), (n - 1, n), (1, max(1, n - 1))]:
+            part = streams.randn_slice(seeds, 2, shape, start, stop, stream=1, dtype=torch.float64)
+            assert torch.equal(part, full[:, start:stop])
+    with pytest.raises(ValueError, match="start"):
+        streams.randn_slice(seeds, 0, (3,), 2, 1)

@@ -168,18 +168,18 @@ class DAPS(Solver):
         tau2 = self._tau(state.problem) ** 2
         lr = self.lr * (1 + i / (self.num_steps + 1) * (self.lr_min_ratio - 1))
         hmc = self.mc_algo == "hmc"
-        noise = self.langevin_noise(state, i, extra=int(hmc))
         x0 = x0_hat
         if hmc:  # the official MCMCSampler.mc_prepare: a fresh velocity at every level
-            h, m, velocity = lr**0.5, self.momentum, noise[:, -1]
+            h, m, velocity = lr**0.5, self.momentum, self.langevin_noise(state, i, self.langevin_steps, extra=1)
         for j in range(self.langevin_steps):
             grad = self._data_gradient(state, x0)
             score = -grad / tau2 + self.prior_score(state, x0, x0_hat, sigma)
+            noise = self.langevin_noise(state, i, j, extra=int(hmc))
             if hmc:
-                velocity = m * velocity + h * score + (2 * (1 - m)) ** 0.5 * noise[:, j]
+                velocity = m * velocity + h * score + (2 * (1 - m)) ** 0.5 * noise
                 x0 = x0.detach() + h * velocity
             else:
-                x0 = x0.detach() + lr * score + (2 * lr) ** 0.5 * noise[:, j]
+                x0 = x0.detach() + lr * score + (2 * lr) ** 0.5 * noise
         with torch.no_grad():
             data_fit = squared_residual(state.problem.operator, x0, state.measurement)
         # 3. forward diffusion to the next level
@@ -206,10 +206,13 @@ class DAPS(Solver):
             (grad,) = torch.autograd.grad(loss.sum(), x0)
         return grad
 
-    def langevin_noise(self, state: State, i: int, extra: int = 0) -> Tensor:
-        """All MCMC noise of level ``i`` in one draw per sample: ``(B, L + extra, *x_shape)``
-        (HMC's initial velocity is the extra last one)."""
+    def langevin_noise(self, state: State, i: int, j: int, extra: int = 0) -> Tensor:
+        """The noise of MCMC step ``j`` of level ``i``, ``(B, *x_shape)``: slice ``j`` of one per-sample
+        draw ``(B, L + extra, *x_shape)`` for the level (HMC's initial velocity is its extra last
+        slice, ``j = L``), computed one slice at a time so that memory does not grow with ``L``."""
         from .. import streams
 
-        return streams.randn(state.seeds, i, (self.langevin_steps + extra, *state.x.shape[1:]), stream=1,
-                          dtype=state.x.dtype, device=state.x.device)
+        x_shape = state.x.shape[1:]
+        n = x_shape.numel()
+        return streams.randn_slice(state.seeds, i, (self.langevin_steps + extra, *x_shape), j * n, (j + 1) * n,
+                                   stream=1, dtype=state.x.dtype, device=state.x.device).reshape(-1, *x_shape)
