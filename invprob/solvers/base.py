@@ -295,6 +295,16 @@ class Solver:
                 "or check the operator and the measurement for NaN/inf.")
 
     @staticmethod
+    def chain_noise(state: State, step: int, count: int, j: int, stream: int = 1) -> Tensor:
+        """Image ``j`` of one per-row draw of ``count`` images for ``step``, shaped like
+        ``state.x``: the noise of inner step ``j`` of a chain (Langevin, HMC) within ``step``,
+        computed alone (:func:`invprob.streams.randn_slice`) so that memory does not grow with
+        ``count``, bit-identical to slicing the whole draw."""
+        shape, n = state.x.shape[1:], state.x[0].numel()
+        return streams.randn_slice(state.seeds, step, (count, *shape), j * n, (j + 1) * n, stream=stream,
+                                   dtype=state.x.dtype, device=state.x.device).reshape(state.x.shape)
+
+    @staticmethod
     def randn(state: State, step: int, stream: int = 0) -> Tensor:
         """Per-row standard normal noise shaped like ``state.x`` (see :mod:`invprob.streams`)."""
         return streams.randn(state.seeds, step, state.x.shape[1:], stream=stream,

@@ -170,11 +170,13 @@ class DAPS(Solver):
         hmc = self.mc_algo == "hmc"
         x0 = x0_hat
         if hmc:  # the official MCMCSampler.mc_prepare: a fresh velocity at every level
-            h, m, velocity = lr**0.5, self.momentum, self.langevin_noise(state, i, self.langevin_steps, extra=1)
+            # its velocity is the extra last image of the level's draw
+            h, m = lr**0.5, self.momentum
+            velocity = self.chain_noise(state, i, self.langevin_steps + 1, self.langevin_steps)
         for j in range(self.langevin_steps):
             grad = self._data_gradient(state, x0)
             score = -grad / tau2 + self.prior_score(state, x0, x0_hat, sigma)
-            noise = self.langevin_noise(state, i, j, extra=int(hmc))
+            noise = self.chain_noise(state, i, self.langevin_steps + int(hmc), j)
             if hmc:
                 velocity = m * velocity + h * score + (2 * (1 - m)) ** 0.5 * noise
                 x0 = x0.detach() + h * velocity
@@ -205,14 +207,3 @@ class DAPS(Solver):
             loss = squared_residual(op, x0, state.measurement)
             (grad,) = torch.autograd.grad(loss.sum(), x0)
         return grad
-
-    def langevin_noise(self, state: State, i: int, j: int, extra: int = 0) -> Tensor:
-        """The noise of MCMC step ``j`` of level ``i``, ``(B, *x_shape)``: slice ``j`` of one per-sample
-        draw ``(B, L + extra, *x_shape)`` for the level (HMC's initial velocity is its extra last
-        slice, ``j = L``), computed one slice at a time so that memory does not grow with ``L``."""
-        from .. import streams
-
-        x_shape = state.x.shape[1:]
-        n = x_shape.numel()
-        return streams.randn_slice(state.seeds, i, (self.langevin_steps + extra, *x_shape), j * n, (j + 1) * n,
-                                   stream=1, dtype=state.x.dtype, device=state.x.device).reshape(-1, *x_shape)

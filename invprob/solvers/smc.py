@@ -254,8 +254,6 @@ class TemperedSMC(PopulationSolver):
         with torch.no_grad():
             log_w = state.log_w + (beta - beta_prev) * self._log_likelihood(state, x)
         x, log_w = self._resample(state, x, log_w, i)
-        noise = streams.randn(state.seeds, i, (self.langevin_steps, *x.shape[1:]), stream=1, dtype=x.dtype,
-                           device=x.device)
         eta, sigma_s = self.step_size, self.score_sigma
         B = x.shape[0]
         for j in range(self.langevin_steps):
@@ -264,7 +262,8 @@ class TemperedSMC(PopulationSolver):
                 (grad,) = torch.autograd.grad(self._log_likelihood(state, xg).sum(), xg)
             with torch.no_grad():
                 score = (state.prior.denoise(x, x.new_full((B,), sigma_s)) - x) / sigma_s**2
-                x = x + eta * (score + beta * grad) + (2 * eta) ** 0.5 * noise[:, j]
+                noise = self.chain_noise(state, i, self.langevin_steps, j)
+                x = x + eta * (score + beta * grad) + (2 * eta) ** 0.5 * noise
         if i == self.num_steps - 1:  # equally weighted output
             x, log_w = self._resample(state, x, log_w, self.num_steps, force=True)
         return state.replace(x=x.detach(), x0_hat=x.detach(), log_w=log_w)
