@@ -9,7 +9,7 @@ from conftest import small_gmm, tiny_unet
 from invprob import Problem, noise, registry, streams
 from invprob.errors import UnsupportedProblemError
 from invprob.operators import BlackBox, MatrixOperator
-from invprob.solvers import DDNM, DDRM, DiffPIR, Solver
+from invprob.solvers import DDNM, DDRM, DiffPIR, LatentSolver, Solver
 
 # Keep the contract run short: solvers with a `num_steps` argument use few steps here.
 FAST_STEPS = 30
@@ -34,13 +34,30 @@ def build(name, steps=FAST_STEPS, population=64, inner_steps=None):
     return registry.get_solver(name, **overrides)
 
 
-def linear_problem(M=2, seed=0):
+def as_latent(prior, shape=(1, 2, 2)):
+    """``prior`` as the latent prior of a linear autoencoder with a random orthogonal decoder
+    from and to ``shape`` (images and latents of the same shape), for the latent solvers."""
+    from invprob.evaluation import LinearAutoencoder
+    from invprob.priors import LatentPrior
+
+    d = int(torch.tensor(shape).prod())
+    W, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(9), dtype=torch.float64))
+    return LatentPrior(prior, LinearAutoencoder(W.to(prior.dtype), shape, shape), "plain", 1.0, shape,
+                       latent_shape=shape)
+
+
+def for_solver(solver, prior, shape=(1, 2, 2)):
+    """The prior a solver runs on: wrapped as a latent prior for the latent solvers."""
+    return as_latent(prior, prior.x_shape or shape) if isinstance(solver, LatentSolver) else prior
+
+
+def linear_problem(M=2, seed=0, solver=None):
     prior = small_gmm(d_shape=(1, 2, 2), K=3, seed=seed)
     g = torch.Generator().manual_seed(seed)
     A = torch.randn(3, 4, generator=g, dtype=torch.float64)
     op = MatrixOperator(0.9 * A / torch.linalg.matrix_norm(A, 2), (1, 2, 2))  # ‖A‖ = 0.9
     x = prior.sample(M, g)
-    return prior, Problem.simulate(op, x, noise.Gaussian(0.1), generator=g)
+    return for_solver(solver, prior), Problem.simulate(op, x, noise.Gaussian(0.1), generator=g)
 
 
 def test_there_are_solvers():
@@ -51,7 +68,7 @@ def test_there_are_solvers():
 def test_shapes_finiteness_and_accounting(name):
     solver = build(name)
     assert isinstance(solver, Solver)
-    prior, problem = linear_problem(M=2)
+    prior, problem = linear_problem(M=2, solver=solver)
     result = solver.solve(problem, prior, num_samples=3, generator=0, progress=False)
     assert result.samples.shape == (2, 3, 1, 2, 2)
     assert result.state.x.grad_fn is None  # no autograd graph leaks out of a step
@@ -67,7 +84,7 @@ def test_shapes_finiteness_and_accounting(name):
 @pytest.mark.parametrize("name", SOLVER_PRESETS)
 def test_same_seed_same_sample_whatever_the_batch(name):
     solver = build(name)
-    prior, problem = linear_problem(M=2)
+    prior, problem = linear_problem(M=2, solver=solver)
     full = solver.solve(problem, prior, num_samples=3, generator=5, progress=False).samples
     alone = Problem(problem.operator, problem.measurement[1:], problem.noise)
     single = solver.solve(alone, prior, num_samples=2, generator=5, progress=False).samples
@@ -81,7 +98,7 @@ def test_same_seed_same_sample_whatever_the_batch(name):
 @pytest.mark.parametrize("name", SOLVER_PRESETS)
 def test_step_is_pure(name):
     solver = build(name)
-    prior, problem = linear_problem(M=1)
+    prior, problem = linear_problem(M=1, solver=solver)
     state = solver.init(problem, prior, num_samples=2, generator=3)
     a = solver.step(state, 0)
     b = solver.step(state, 0)
@@ -92,7 +109,7 @@ def test_step_is_pure(name):
 @pytest.mark.parametrize("name", SOLVER_PRESETS)
 def test_refuses_mismatched_prior_and_operator_at_init(name):
     solver = build(name)
-    prior, problem = linear_problem()
+    prior, problem = linear_problem(solver=solver)
     other_prior = small_gmm(d_shape=(1, 3, 3), K=2)
     with pytest.raises(UnsupportedProblemError, match="prior"):
         solver.init(problem, other_prior, num_samples=1, generator=0)
@@ -103,7 +120,7 @@ def test_gradient_solvers_refuse_black_boxes_at_init(name):
     solver = build(name)
     if "differentiable" not in solver.requires and "linear" not in solver.requires:
         pytest.skip("derivative-free solver")
-    prior, problem = linear_problem()
+    prior, problem = linear_problem(solver=solver)
     A = problem.operator.A
     box = BlackBox(lambda x: x.flatten(1) @ A.T, output_shape=(3,), x_shape=(1, 2, 2))
     boxed = Problem(box, problem.measurement, problem.noise)
@@ -114,7 +131,7 @@ def test_gradient_solvers_refuse_black_boxes_at_init(name):
 @pytest.mark.parametrize("name", SOLVER_PRESETS)
 def test_num_samples_validated(name):
     solver = build(name)
-    prior, problem = linear_problem()
+    prior, problem = linear_problem(solver=solver)
     with pytest.raises(ValueError, match="num_samples"):
         solver.init(problem, prior, num_samples=0, generator=0)
 
@@ -256,6 +273,6 @@ def test_every_solver_runs_a_float32_network_prior(name, network_prior):
                                generator=torch.Generator().manual_seed(1))
     assert network_prior.dtype == torch.float32
     solver = build(name, steps=3, population=8, inner_steps=3)  # a network call costs ms, not µs
-    result = solver.solve(problem, network_prior, num_samples=2, generator=0, progress=False)
+    result = solver.solve(problem, for_solver(solver, network_prior, (1, 8, 8)), num_samples=2, generator=0, progress=False)
     assert result.samples.shape == (2, 2, 1, 8, 8) and result.samples.dtype == torch.float32
     assert torch.isfinite(result.samples).all() and result.nfe == solver.nfe_per_sample

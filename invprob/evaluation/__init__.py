@@ -23,13 +23,15 @@ from .metrics import (coverage, lpips_metric, posterior_mean_error, psnr, set_di
 from .modes import (ModeCensus, aligned_rmse, ascend, assign_reached, assign_to_modes, distinct_rows,
                     laplace_log_mass, mode_census, mode_tv, mode_tv_floor, orbit_frequencies)
 from .reference import ExactConditionalDAPS, ReferenceStats, reference_sampler
-from .testbed import (FAMILIES, PROBLEMS, SIGMA_Y, X_SHAPE, PhaseRetrievalTestProblem, gaussian_matrix_operator, gmm_prior,
-                      inpainting_operator, make_problem, phase_retrieval_problem)
+from .testbed import (FAMILIES, LATENT_SHAPE, PROBLEMS, SIGMA_Y, X_SHAPE, LatentTestProblem, LinearAutoencoder,
+                      PhaseRetrievalTestProblem, gaussian_matrix_operator, gmm_prior, inpainting_operator,
+                      latent_problem, make_problem, phase_retrieval_problem)
 
 __all__ = [
     # testbed
     "gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS", "FAMILIES", "X_SHAPE", "SIGMA_Y",
-    "PhaseRetrievalTestProblem", "phase_retrieval_problem",
+    "PhaseRetrievalTestProblem", "phase_retrieval_problem", "LATENT_SHAPE", "LinearAutoencoder", "LatentTestProblem",
+    "latent_problem",
     # metrics
     "sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error", "psnr", "ssim",
     "lpips_metric", "set_distances",

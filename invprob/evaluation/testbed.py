@@ -15,18 +15,21 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..noise import Gaussian
 from ..operators.matrix import MatrixOperator
+from ..priors.latent import LatentPrior
 from ..operators.phase_retrieval import PhaseRetrieval
 from ..priors.gaussian import GaussianMixture, GaussianMixturePrior
 from ..problem import Problem
 
 __all__ = ["gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS",
-           "X_SHAPE", "SIGMA_Y", "FAMILIES", "PhaseRetrievalTestProblem", "phase_retrieval_problem"]
+           "X_SHAPE", "SIGMA_Y", "FAMILIES", "PhaseRetrievalTestProblem", "phase_retrieval_problem",
+           "LATENT_SHAPE", "LinearAutoencoder", "LatentTestProblem", "latent_problem"]
 
 X_SHAPE = (1, 8, 8)
+LATENT_SHAPE = (1, 4, 4)
 SIGMA_Y = 0.05
 PROBLEMS = ("inpainting", "gaussian_matrix")
 FAMILIES = ("smooth", "anisotropic")
@@ -178,3 +181,65 @@ def phase_retrieval_problem(seed: int = 7, oversampling: float = 2.0, sigma_y: f
     problem = Problem.simulate(op, truth, Gaussian(sigma_y), generator=g)
     density = GaussianMixture(prior.weights, prior.means, prior.covs, prior.x_shape)
     return PhaseRetrievalTestProblem(prior, problem, truth, density, g)
+
+
+class LinearAutoencoder(nn.Module):
+    """A linear autoencoder: ``decode(z) = W z``, ``encode(x) = W⁺ x = Wᵀ x`` (``W`` has orthonormal
+    columns), images ``(B, *image_shape)`` and latents ``(B, *latent_shape)``. Plugs into
+    :class:`~invprob.priors.LatentPrior` as a ``'plain'`` autoencoder."""
+
+    def __init__(self, W: Tensor, latent_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("W", W)
+        self.latent_shape, self.image_shape = tuple(latent_shape), tuple(image_shape)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return (z.flatten(1) @ self.W.T).reshape(-1, *self.image_shape)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return (x.flatten(1) @ self.W).reshape(-1, *self.latent_shape)
+
+
+@dataclass(frozen=True)
+class LatentTestProblem:
+    """A latent problem with an exact posterior: a GMM prior on ``z`` (``LATENT_SHAPE``), a linear
+    decoder ``x = W z`` to ``X_SHAPE`` images and a linear-Gaussian measurement of ``x``.
+
+    Attributes:
+        prior: the :class:`~invprob.priors.LatentPrior` (GMM latent prior + :class:`LinearAutoencoder`).
+        problem: the image-space problem ``y = A x + n`` (what a user has).
+        z_true, x_true: the latent drawn and its image.
+        posterior: the exact posterior over ``z``, a :class:`~invprob.priors.gaussian.GaussianMixture`
+            (that of ``y = (A W) z + n``).
+    """
+
+    prior: LatentPrior
+    problem: Problem
+    z_true: Tensor
+    x_true: Tensor
+    posterior: GaussianMixture
+
+
+def latent_problem(name: str, seed: int = 0, family: str = "smooth", sigma_y: float = SIGMA_Y) -> LatentTestProblem:
+    """The exact latent test bed: test-bed problem ``name`` (``PROBLEMS``) on images ``x = W z``.
+
+    The latent prior is :func:`gmm_prior` of ``family`` on ``LATENT_SHAPE`` (16 dimensions); ``W``
+    (64 × 16) has orthonormal columns drawn from ``seed + 2000``, so ``E = Wᵀ`` is its
+    pseudo-inverse and ``E(D(z)) = z``; the operator is the pixel test bed's operator of ``name``
+    on the 64-pixel images. The posterior over ``z`` is the exact Gaussian mixture of the linear
+    problem ``y = (A W) z + n``.
+    """
+    latent = gmm_prior(seed, x_shape=LATENT_SHAPE, family=family)
+    d, k = math.prod(X_SHAPE), math.prod(LATENT_SHAPE)
+    g = torch.Generator().manual_seed(int(seed) + 2000)
+    W, _ = torch.linalg.qr(torch.randn((d, k), generator=g, dtype=torch.float64))
+    prior = LatentPrior(latent, LinearAutoencoder(W, LATENT_SHAPE, X_SHAPE), "plain", 1.0, X_SHAPE)
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown test-bed problem {name!r}; choose one of {PROBLEMS}.")
+    op = inpainting_operator(seed) if name == "inpainting" else gaussian_matrix_operator(seed)
+    g = torch.Generator().manual_seed(int(seed) + 3)
+    z = latent.sample(1, g)
+    x = prior.decode(z)
+    problem = Problem.simulate(op, x, Gaussian(sigma_y), generator=g)
+    linear = Problem(MatrixOperator(op.A @ W, LATENT_SHAPE), problem.measurement, problem.noise)
+    return LatentTestProblem(prior, problem, z, x, latent.posterior(linear))

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from .adapters import VPPrior
 from .base import Prior
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsupportedProblemError
 
 __all__ = ["LatentPrior", "load_stable_diffusion", "load_ldm_vq"]
 
@@ -34,39 +34,75 @@ __all__ = ["LatentPrior", "load_stable_diffusion", "load_ldm_vq"]
 class LatentPrior(Prior):
     """A prior on latents ``z (B, *latent_shape)`` with the autoencoder that maps them to images.
 
+    Its denoiser is the latent one (any σ-space solver runs on it in latent space); a problem
+    measured in image space becomes a latent one through :meth:`latent_problem`
+    (``y = A(D(z)) + n``, :class:`~invprob.operators.LatentOperator`), which is what the latent
+    solvers do.
+
     Args:
         latent: the σ-space prior of ``z`` (e.g. a :class:`VPPrior` around the latent UNet).
-        autoencoder: a diffusers ``AutoencoderKL`` (``kind='kl'``: ``E(x)`` = the posterior mean)
-            or ``VQModel`` (``kind='vq'``: ``E(x)`` = the pre-quantisation latents).
-        scaling_factor: ``s`` (SD 1.5/2.1: 0.18215; VQ-f4 LDMs: 1.0).
+        autoencoder: a diffusers ``AutoencoderKL`` (``kind='kl'``: ``E(x)`` = the posterior mean),
+            a ``VQModel`` (``kind='vq'``: ``E(x)`` = the pre-quantisation latents), or any module
+            whose ``encode(x)`` and ``decode(z)`` return tensors (``kind='plain'``: your own
+            autoencoder, e.g. a PCA basis or a linear decoder).
+        kind: ``'kl'``, ``'vq'`` or ``'plain'``.
+        scaling_factor: ``s`` (SD 1.5/2.1: 0.18215; VQ-f4 LDMs: 1.0); ``z = s · E(x)``.
         image_shape: ``(C, H, W)`` of the images.
+        latent_shape: ``(c, h, w)`` of the latents, where ``latent`` fixes none (a fully
+            convolutional network); default: ``latent.x_shape``.
     """
 
     def __init__(self, latent: Prior, autoencoder: nn.Module, kind: str, scaling_factor: float,
-                 image_shape: tuple[int, ...]) -> None:
+                 image_shape: tuple[int, ...], latent_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        if kind not in ("kl", "vq"):
-            raise ValueError(f"`kind` must be 'kl' or 'vq', got {kind!r}.")
+        if kind not in ("kl", "vq", "plain"):
+            raise ValueError(f"`kind` must be 'kl', 'vq' or 'plain', got {kind!r}.")
+        if kind == "plain" and not (callable(getattr(autoencoder, "encode", None))
+                                    and callable(getattr(autoencoder, "decode", None))):
+            raise TypeError(f"a 'plain' autoencoder needs `encode(x)` and `decode(z)` methods returning tensors; "
+                            f"{type(autoencoder).__name__} lacks one.")
         self.latent, self.autoencoder, self.kind = latent, autoencoder, kind
         self.scaling_factor = float(scaling_factor)
         self.image_shape = tuple(image_shape)
-        self.x_shape = latent.x_shape
+        self.x_shape = tuple(latent_shape) if latent_shape is not None else latent.x_shape
+        if self.x_shape is None:
+            raise ValueError("the latent prior fixes no latent shape; give `latent_shape=(c, h, w)`.")
         self.data_range = None  # latents are unbounded
 
     def _denoise(self, z: Tensor, sigma: Tensor) -> Tensor:
         return self.latent.denoise(z, sigma)
 
+    def _ae_dtype(self, like: Tensor) -> torch.dtype:
+        return getattr(self.autoencoder, "dtype", None) or next(
+            (p.dtype for p in self.autoencoder.parameters()), next((b.dtype for b in self.autoencoder.buffers()),
+                                                                   like.dtype))
+
     def encode(self, x: Tensor) -> Tensor:
         """Images ``(B, *image_shape)`` in [-1, 1] → latents ``(B, *x_shape)``."""
         ae = self.autoencoder
-        out = ae.encode(x.to(ae.dtype))
-        z = out.latent_dist.mean if self.kind == "kl" else out.latents
+        out = ae.encode(x.to(self._ae_dtype(x)))
+        z = out if self.kind == "plain" else out.latent_dist.mean if self.kind == "kl" else out.latents
         return z.to(x.dtype) * self.scaling_factor
 
     def decode(self, z: Tensor) -> Tensor:
         """Latents ``(B, *x_shape)`` → images ``(B, *image_shape)`` in (about) [-1, 1]."""
-        ae = self.autoencoder
-        return ae.decode((z / self.scaling_factor).to(ae.dtype)).sample.to(z.dtype)
+        out = self.autoencoder.decode((z / self.scaling_factor).to(self._ae_dtype(z)))
+        return (out if self.kind == "plain" else out.sample).to(z.dtype)
+
+    def latent_problem(self, problem):
+        """The latent problem of an image-space ``problem``: the same ``y`` and noise, measured by
+        ``z ↦ A(D(z))`` (:class:`~invprob.operators.LatentOperator`)."""
+        from ..operators.latent import LatentOperator
+        from ..problem import Problem
+
+        op = problem.operator
+        if isinstance(op, LatentOperator):
+            return problem
+        if op.x_shape is not None and tuple(op.x_shape) != self.image_shape:
+            raise UnsupportedProblemError(f"the operator acts on images {tuple(op.x_shape)} but this latent prior "
+                                          f"decodes to {self.image_shape}; build the operator for the decoder's "
+                                          f"image shape.")
+        return Problem(LatentOperator(op, self.decode, self.x_shape, self.encode), problem.measurement, problem.noise)
 
 
 class _CondUNetCall(nn.Module):

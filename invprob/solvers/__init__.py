@@ -7,6 +7,7 @@ from .ddrm import DDRM
 from .diffpir import DiffPIR
 from .dps import DPS
 from .enkg import EnKG
+from .latent import LatentDAPS, LatentSolver
 from .smc import TemperedSMC
 from .tds import TDS
 from .mcg import MCG
@@ -15,4 +16,5 @@ from .pigdm import PiGDM
 from .reddiff import REDDiff
 
 __all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
-           "PiGDM", "MMPS", "TDS"]
+           "PiGDM", "MMPS", "TDS",
+           "LatentSolver", "LatentDAPS"]

@@ -202,6 +202,13 @@ class Solver:
         if not isinstance(prior, Prior):
             raise TypeError(f"`prior` must be an invprob.priors.Prior, got {type(prior).__name__}.")
         op, name = problem.operator, type(self).__name__
+        image_shape = getattr(prior, "image_shape", None)  # a LatentPrior's
+        if (image_shape is not None and op.x_shape is not None and tuple(op.x_shape) == tuple(image_shape)
+                and tuple(op.x_shape) != tuple(prior.x_shape)):
+            raise UnsupportedProblemError(
+                f"{name} runs on the prior's own space, but this is a latent prior and the operator acts on images "
+                f"{tuple(op.x_shape)}; use a latent solver (e.g. latent-daps), or solve "
+                f"prior.latent_problem(problem), which measures y = A(D(z)) in latent space.")
         if op.x_shape is not None and prior.x_shape is not None and tuple(op.x_shape) != tuple(prior.x_shape):
             raise UnsupportedProblemError(f"the operator acts on images {tuple(op.x_shape)} but the prior "
                                           f"models {tuple(prior.x_shape)}; build the operator for the prior's shape.")
