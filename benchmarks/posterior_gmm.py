@@ -127,14 +127,15 @@ def run_deepinv(kind: str, problem, prior, num_samples: int, seed: int):
         torch.manual_seed(seed)  # DDRM draws from the global generator
         samples, nfe = sampler(y, decomposable_physics(problem)), 20
     else:
-        # DiffPIR works on [0, 1] images: u = (x + 1)/2, y_u = (y + A 1)/2 with noise σ_y/2; its
-        # ρ = λ σ_u² / σ̄_t² with the prox γ = 1/(2ρ) is our diffpir's ρ at λ_ours = λ/2, so
-        # lambda_ = 2 × 7 and zeta = 0.3 are our `diffpir` preset (100 iterations).
+        # DiffPIR works on [0, 1] images: u = (x + 1)/2, y_u = (y + A 1)/2 with noise σ_y/2. Its data
+        # step is the prox of γ/2 ‖A u − y‖² with γ = 1/(2ρ), ρ = λ σ_u²/σ̄_t², i.e. ‖A u − y‖² + 2ρ ‖u − x̂0‖²
+        # (the same in [-1, 1] units), where our diffpir solves ‖A u − y‖² + ρ ‖u − x̂0‖² with
+        # ρ = λ σ_n²/σ̄_t², σ_n = σ_y/2: lambda_ = 7 / 2 and zeta = 0.3 are our `diffpir` preset.
         physics.noise_model = deepinv.physics.GaussianNoise(problem.noise.sigma / 2)
         ones = torch.ones((1, *prior.x_shape), dtype=y.dtype)
         sampler = deepinv.sampling.DiffPIR(to_deepinv_denoiser(prior, unit_range=True),
                                            deepinv.optim.data_fidelity.L2(), sigma=problem.noise.sigma / 2,
-                                           max_iter=100, lambda_=14.0, zeta=0.3)
+                                           max_iter=100, lambda_=3.5, zeta=0.3)
         torch.manual_seed(seed)  # DiffPIR draws from the global generator
         samples, nfe = 2 * sampler((y + problem.operator(ones)) / 2, physics) - 1, 100
     return samples.to(torch.float64), nfe, time.perf_counter() - start

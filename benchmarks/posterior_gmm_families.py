@@ -63,6 +63,7 @@ def render() -> str:
     for f, r in reports.items():
         lines.append(f"- `{r['command']}` (seeds {', '.join(r['reports'])}; {r['machine']}, {r['threads']} "
                      f"thread(s), {r['date']}, {round(r['seconds'] / 60)} min; {r['note']})")
+        lines += [f"- `{x['command']}` (replaces those rows in every seed)" for x in r.get("reruns", [])]
     lines += ["- `python benchmarks/posterior_gmm_families.py --render`", ""]
     lines.append("Posterior entropy of the mixture weights (nats; 0 = one component holds the posterior), mean "
                  "over the seeds: " + "; ".join(
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--note", default="", help="what else ran on the machine meanwhile (recorded)")
     parser.add_argument("--render", action="store_true", help="write the Markdown report from the JSON files")
+    parser.add_argument("--rows", nargs="*", default=None,
+                        help="re-run only these rows in every finished seed (their cells are replaced)")
     args = parser.parse_args(argv)
     if args.render:
         (RESULTS / "posterior_gmm_families.md").write_text(render())
@@ -108,12 +111,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --family (or --render)")
     path = RESULTS / f"posterior_gmm_{args.family}.json"
     out = json.loads(path.read_text()) if path.is_file() else {"reports": {}, "seconds": 0.0}
-    out.update(command=shlex.join(["python", "benchmarks/posterior_gmm_families.py",
+    this = {"command": shlex.join(["python", "benchmarks/posterior_gmm_families.py",
                                    *(sys.argv[1:] if argv is None else argv)]),
-               num_samples=args.num_samples, machine=platform.processor() or platform.machine(),
-               threads=torch.get_num_threads(), date=time.strftime("%Y-%m-%d"), note=args.note or "alone")
-    solvers = {label: SOLVERS[label] for label in ROWS}
-    deepinv = {label: DEEPINV[label] for label in DEEPINV_ROWS}
+            "date": time.strftime("%Y-%m-%d"), "note": args.note or "alone"}
+    solvers = {label: SOLVERS[label] for label in ROWS if args.rows is None or label in args.rows}
+    deepinv = {label: DEEPINV[label] for label in DEEPINV_ROWS if args.rows is None or label in args.rows}
+    if args.rows is not None:  # replace these rows' cells in the seeds already reported
+        for seed in args.seeds:
+            if str(seed) in out["reports"]:
+                new = run(seed, args.num_samples, solvers, deepinv_solvers=deepinv, family=args.family, quiet=True)
+                for name, entry in new["problems"].items():
+                    out["reports"][str(seed)]["problems"][name]["solvers"].update(
+                        {k: v for k, v in entry["solvers"].items() if k != "prior (no data)"})
+        out.setdefault("reruns", []).append(this)
+        path.write_text(json.dumps(out, indent=2))
+        return 0
+    out.update(this, num_samples=args.num_samples, machine=platform.processor() or platform.machine(),
+               threads=torch.get_num_threads())
     for seed in args.seeds:
         if str(seed) in out["reports"]:
             continue  # resumable: a finished seed is kept

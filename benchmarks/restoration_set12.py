@@ -289,12 +289,13 @@ def run_deepinv(kind: str, problem, prior, task_presets: dict, num_steps: int = 
                                        device=y.device, rng=torch.Generator(y.device).manual_seed(0),
                                        minus_one_one=False)
         x, nfe = sampler(y, physics, x_init=(len(y), *op.x_shape), seed=0), num_steps
-    elif kind == "diffpir":  # [0, 1] images: u = (x + 1)/2, y_u = (y + A 1)/2, σ_u = σ_y/2, λ_deepinv = 2 λ
+    elif kind == "diffpir":  # [0, 1] images: u = (x + 1)/2, y_u = (y + A 1)/2, σ_u = σ_y/2, λ_deepinv = λ / 2
+        # (its prox of γ/2‖Au − y‖², γ = 1/(2ρ), weighs ‖u − x̂0‖² by 2ρ where ours weighs it by ρ)
         config = registry_preset(task_presets["diffpir"])
         physics.noise_model = deepinv.physics.GaussianNoise(SIGMA_Y / 2)
         sampler = deepinv.sampling.DiffPIR(to_deepinv_denoiser(prior, unit_range=True),
                                            deepinv.optim.data_fidelity.L2(), sigma=SIGMA_Y / 2,
-                                           max_iter=config["num_steps"], lambda_=2 * config["lambda_"],
+                                           max_iter=config["num_steps"], lambda_=config["lambda_"] / 2,
                                            zeta=config["zeta"], device=y.device)
         ones = torch.ones((1, *op.x_shape), dtype=y.dtype, device=y.device)
         x, nfe = 2 * sampler((y + op(ones)) / 2, physics) - 1, config["num_steps"]
