@@ -37,8 +37,8 @@ from pathlib import Path
 import torch
 
 from invprob.errors import UnsupportedProblemError
-from invprob.evaluation import (PROBLEMS, coverage, make_problem, posterior_mean_error, sliced_wasserstein,
-                                sliced_wasserstein_floor)
+from invprob.evaluation import (PROBLEMS, coverage, latent_problem, make_problem, posterior_mean_error,
+                                sliced_wasserstein, sliced_wasserstein_floor)
 from invprob.registry import get_solver
 
 # label -> (preset, overrides). The paper presets at their default NFE, and the presets tuned
@@ -83,6 +83,10 @@ SOLVERS = {
 # by 1/√2, deepinv 0.5's own choice, kept).
 DEEPINV = {"deepinv DPS (weight 1, 1000 steps)": "dps", "deepinv DiffPIR (λ 7, ζ 0.3, 100 steps)": "diffpir",
            "deepinv DDRM (20 steps)": "ddrm"}
+# Latent solvers on the exact latent test bed (--latent: invprob.evaluation.latent_problem), each
+# preset at its official per-task settings (solvers/latent-daps*.yaml).
+LATENT = {name: (name, {}) for name in ("latent-daps", "latent-daps-inpainting-random", "latent-daps-inpainting-box",
+                                        "latent-daps-deblur", "latent-daps-motion-deblur")}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
 
@@ -141,6 +145,21 @@ def run_deepinv(kind: str, problem, prior, num_samples: int, seed: int):
     return samples.to(torch.float64), nfe, time.perf_counter() - start
 
 
+class _Decoded:
+    """An exact latent posterior seen in image space: its samples and mean decoded."""
+
+    def __init__(self, posterior, decode) -> None:
+        self.posterior, self.decode, self.weights = posterior, decode, posterior.weights
+
+    def sample(self, n: int, generator):
+        z = self.posterior.sample(n, generator)
+        x = self.decode(z.flatten(0, 1))
+        return x.reshape(*z.shape[:2], *x.shape[1:])
+
+    def mean(self):
+        return self.decode(self.posterior.mean())
+
+
 def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     sw2 = sliced_wasserstein(samples, exact, generator=g).item()
@@ -150,20 +169,28 @@ def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, see
 
 
 def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress: bool = False,
-        deepinv_solvers: dict | None = None, family: str = "smooth", quiet: bool = False) -> dict:
+        deepinv_solvers: dict | None = None, family: str = "smooth", quiet: bool = False,
+        latent: bool = False) -> dict:
     deepinv_solvers = DEEPINV if deepinv_solvers is None else deepinv_solvers
     report = {"seed": seed, "num_samples": num_samples, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "problems": {}}
     for name in problems:
-        prior, problem, _ = make_problem(name, seed=seed, family=family)
-        post = prior.posterior(problem)
+        if latent:  # samples are images D(z); the exact posterior is over z, decoded
+            bed = latent_problem(name, seed=seed, family=family)
+            prior, problem, decode = bed.prior, bed.problem, bed.prior.decode
+            post = _Decoded(bed.posterior, decode)
+            prior_samples = lambda n, gen: decode(bed.prior.latent.sample(n, gen))  # noqa: E731
+        else:
+            prior, problem, _ = make_problem(name, seed=seed, family=family)
+            post = prior.posterior(problem)
+            prior_samples = prior.sample
         g = torch.Generator().manual_seed(seed + 100)
         exact = post.sample(num_samples, g)[0]
         floor = sliced_wasserstein_floor(lambda n, gen: post.sample(n, gen)[0], num_samples, generator=g).item()
         rows = {}
         start = time.perf_counter()
-        rows["prior (no data)"] = {**evaluate(prior.sample(num_samples, g), exact, post, floor, seed),
+        rows["prior (no data)"] = {**evaluate(prior_samples(num_samples, g), exact, post, floor, seed),
                                    "nfe": 0, "seconds": time.perf_counter() - start}
         for label, kind in deepinv_solvers.items():
             samples, nfe, seconds = run_deepinv(kind, problem, prior, num_samples, seed)
@@ -225,13 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=str, default=None, help="write the report here")
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--matched", action="store_true", help="add the 1000-NFE variants")
+    parser.add_argument("--latent", action="store_true",
+                        help="the latent solvers on the exact latent test bed (images D(z) = W z) instead")
     parser.add_argument("--solvers", nargs="*", default=None, help="subset of the labels to run")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--scales", type=float, nargs="*", default=None,
                         help="instead of the presets, sweep DPS's scale over these values")
     args = parser.parse_args(argv)
-    solvers = dict(SOLVERS, **(MATCHED if args.matched else {}))
-    deepinv_solvers = DEEPINV
+    solvers = LATENT if args.latent else dict(SOLVERS, **(MATCHED if args.matched else {}))
+    deepinv_solvers = {} if args.latent else DEEPINV
     if args.solvers:
         solvers = {k: v for k, v in solvers.items() if k in args.solvers}
         deepinv_solvers = {k: v for k, v in DEEPINV.items() if k in args.solvers}
@@ -239,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         solvers = {f"dps scale {s}": ("dps", {"scale": s}) for s in args.scales}
         deepinv_solvers = {}
     start = time.perf_counter()
-    report = run(args.seed, args.num_samples, solvers, progress=args.progress, deepinv_solvers=deepinv_solvers)
+    report = run(args.seed, args.num_samples, solvers, progress=args.progress, deepinv_solvers=deepinv_solvers,
+                 latent=args.latent)
     report["total_seconds"] = time.perf_counter() - start
     this_run = {"command": shlex.join(["python", "benchmarks/posterior_gmm.py", *(sys.argv[1:] if argv is None else argv)]),
                 "seconds": round(report["total_seconds"]), "threads": report["threads"]}
