@@ -84,9 +84,10 @@ SOLVERS = {
 DEEPINV = {"deepinv DPS (weight 1, 1000 steps)": "dps", "deepinv DiffPIR (λ 7, ζ 0.3, 100 steps)": "diffpir",
            "deepinv DDRM (20 steps)": "ddrm"}
 # Latent solvers on the exact latent test bed (--latent: invprob.evaluation.latent_problem), each
-# preset at its official per-task settings (solvers/latent-daps*.yaml).
+# preset at its official per-task settings (solvers/latent-daps*.yaml, solvers/psld*.yaml).
 LATENT = {name: (name, {}) for name in ("latent-daps", "latent-daps-inpainting-random", "latent-daps-inpainting-box",
-                                        "latent-daps-deblur", "latent-daps-motion-deblur")}
+                                        "latent-daps-deblur", "latent-daps-motion-deblur", "psld",
+                                        "psld-inpainting-box", "psld-ldm", "psld-ldm-super-resolution")}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
 

@@ -72,3 +72,22 @@ def test_latent_daps_samples_near_the_exact_latent_posterior(name):
     assert result.samples.shape == (1, 300, 1, 8, 8)  # decoded images
     sw2 = sliced_wasserstein(result.samples[0], exact, generator=torch.Generator().manual_seed(1))
     assert sw2 < 0.5 * baseline, (float(sw2), float(baseline))
+
+
+def test_psld_refuses_nonlinear_operators_and_samples_near_the_exact_latent_posterior():
+    from invprob import Problem, noise
+    from invprob.operators import PhaseRetrieval
+
+    t = latent_problem("inpainting", seed=3)
+    op = PhaseRetrieval((1, 8, 8)).to(torch.float64)
+    nonlinear = Problem.simulate(op, t.x_true, noise.Gaussian(0.05), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(UnsupportedProblemError, match="linear operator.*latent-daps"):
+        get_solver("psld").init(nonlinear, t.prior, num_samples=1, generator=0)
+    g = torch.Generator().manual_seed(0)
+    exact = t.prior.decode(t.posterior.sample(200, g)[0])
+    baseline = sliced_wasserstein(t.prior.decode(t.prior.latent.sample(200, g)), exact,
+                                  generator=torch.Generator().manual_seed(1))
+    result = get_solver("psld").solve(t.problem, t.prior, num_samples=200, generator=0, progress=False)
+    assert result.nfe == 1000 and result.operator_calls == 2000  # A x̂ and A(Aᵀ...) per step
+    sw2 = sliced_wasserstein(result.samples[0], exact, generator=torch.Generator().manual_seed(1))
+    assert sw2 < 0.5 * baseline, (float(sw2), float(baseline))

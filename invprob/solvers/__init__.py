@@ -7,7 +7,7 @@ from .ddrm import DDRM
 from .diffpir import DiffPIR
 from .dps import DPS
 from .enkg import EnKG
-from .latent import LatentDAPS, LatentSolver
+from .latent import PSLD, LatentDAPS, LatentSolver
 from .smc import TemperedSMC
 from .tds import TDS
 from .mcg import MCG
@@ -17,4 +17,4 @@ from .reddiff import REDDiff
 
 __all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
            "PiGDM", "MMPS", "TDS",
-           "LatentSolver", "LatentDAPS"]
+           "LatentSolver", "LatentDAPS", "PSLD"]

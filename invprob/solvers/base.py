@@ -113,11 +113,13 @@ class CallCounter:
 
     ``nfe`` counts :meth:`Prior.denoise` calls (:meth:`Prior.register_denoise_hook`);
     ``operator_calls`` counts calls of the operator module (``nn.Module`` forward hooks:
-    ``operator(x)``, not the operator's internal uses of ``forward``).
+    ``operator(x)``, not the operator's internal uses of ``forward``) — of the image-space
+    operator of a :class:`~invprob.operators.LatentOperator`, whether a latent solver reaches it
+    through the decoder or directly.
     """
 
     def __init__(self, prior: Prior, operator: torch.nn.Module) -> None:
-        self.prior, self.operator = prior, operator
+        self.prior, self.operator = prior, getattr(operator, "image_operator", operator)
         self.nfe = self.operator_calls = 0
         self._handles: list = []
 
