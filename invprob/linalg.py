@@ -22,11 +22,13 @@ def conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, num_iters: 
         apply: a symmetric positive (semi-)definite map of ``(B, ...)`` tensors acting on each
             row separately.
         b: right-hand sides ``(B, ...)``.
-        num_iters: iterations (each one ``apply``); a fixed count, as in the official codes that
-            use it (MMPS's ``maxiter``), so that the cost is known in advance.
+        num_iters: iterations (each one ``apply``); a fixed count (MMPS's ``maxiter``), so that the
+            cost is known in advance.
 
     Returns:
-        The approximate solution ``(B, ...)``; a row whose residual vanished stays where it is.
+        The approximate solution ``(B, ...)``; a row whose residual vanished, or whose system is
+        not positive along the search direction (a learned denoiser's Jacobian need not be
+        symmetric positive), stops where it is.
     """
     tiny = torch.finfo(b.real.dtype).tiny
 
@@ -37,8 +39,10 @@ def conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, num_iters: 
     p, rs = r, batch_dot(r, r)
     for _ in range(num_iters):
         q = apply(p)
-        alpha = rs / batch_dot(p, q).clamp_min(tiny)
+        pq = batch_dot(p, q)
+        alpha = torch.where(pq > tiny, rs / pq.clamp_min(tiny), torch.zeros_like(rs))
         u, r = u + rows(alpha) * p, r - rows(alpha) * q
         rs_new = batch_dot(r, r)
-        p, rs = r + rows(rs_new / rs.clamp_min(tiny)) * p, rs_new
+        beta = torch.where(rs > tiny, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs))
+        p, rs = r + rows(beta) * p, rs_new
     return u

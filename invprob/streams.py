@@ -87,8 +87,9 @@ def randn(seeds: Tensor | Sequence[int], step: int, shape: Sequence[int], *, str
     every device.
     """
     n = math.prod(int(size) for size in shape)
+    rows = torch.as_tensor(seeds).shape[0]
     return randn_slice(seeds, step, shape, 0, n, stream=stream, dtype=dtype, device=device).reshape(
-        -1, *[int(size) for size in shape])
+        rows, *[int(size) for size in shape])
 
 
 def randn_slice(seeds: Tensor | Sequence[int], step: int, shape: Sequence[int], start: int, stop: int, *,

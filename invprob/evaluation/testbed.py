@@ -229,13 +229,13 @@ def latent_problem(name: str, seed: int = 0, family: str = "smooth", sigma_y: fl
     on the 64-pixel images. The posterior over ``z`` is the exact Gaussian mixture of the linear
     problem ``y = (A W) z + n``.
     """
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown test-bed problem {name!r}; choose one of {PROBLEMS}.")
     latent = gmm_prior(seed, x_shape=LATENT_SHAPE, family=family)
     d, k = math.prod(X_SHAPE), math.prod(LATENT_SHAPE)
     g = torch.Generator().manual_seed(int(seed) + 2000)
     W, _ = torch.linalg.qr(torch.randn((d, k), generator=g, dtype=torch.float64))
     prior = LatentPrior(latent, LinearAutoencoder(W, LATENT_SHAPE, X_SHAPE), "plain", 1.0, X_SHAPE)
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown test-bed problem {name!r}; choose one of {PROBLEMS}.")
     op = inpainting_operator(seed) if name == "inpainting" else gaussian_matrix_operator(seed)
     g = torch.Generator().manual_seed(int(seed) + 3)
     z = latent.sample(1, g)

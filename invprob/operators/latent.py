@@ -58,6 +58,10 @@ class LatentOperator(Operator):
         """``D(z)``: latents ``(B, *latent_shape)`` to images ``(B, *image_shape)``."""
         return self._decode(z)
 
+    @property
+    def has_encoder(self) -> bool:
+        return self._encode is not None
+
     def encode(self, x: Tensor) -> Tensor:
         """``E(x)``: images to latents (raises where no encoder was given)."""
         if self._encode is None:

@@ -378,5 +378,9 @@ def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:
         y = problem.measurement
         k = x0_hat.shape[0] // y.shape[0]
         y = y.repeat_interleave(k, dim=0)
-        r = (problem.operator.forward(x0_hat.detach()) - y).abs().flatten(1).norm(dim=1)
+        op = problem.operator
+        # uncounted: forward, not the module call (a latent problem: its image operator's forward)
+        image = op.decode(x0_hat.detach()) if hasattr(op, "image_operator") else None
+        predicted = op.image_operator.forward(image) if image is not None else op.forward(x0_hat.detach())
+        r = (predicted - y).abs().flatten(1).norm(dim=1)
         return float((r / y.abs().flatten(1).norm(dim=1).clamp_min(1e-12)).median())

@@ -68,7 +68,8 @@ class LatentDAPS(LatentSolver, DAPS):
     to 0.1, 2 ODE steps to 0.001, τ = 0.01, HMC; per task its steps, lr, lr_min_ratio and momentum
     (presets ``latent-daps-*``; ``latent-daps`` is 4× super-resolution: 24 steps, lr 1.35e-4,
     ratio 0.023, momentum 0.86). The network is called ``num_steps × ode_steps`` times; the decoder
-    once per MCMC step (through the operator) and once at the end.
+    once per MCMC step (through the operator), once more per level (the data fit) and once at
+    the end.
 
     References:
         | Improving Diffusion Inverse Problem Solving with Decoupled Noise Annealing
@@ -152,8 +153,9 @@ class PSLD(LatentSolver):
         if not op.image_operator.linear:
             raise UnsupportedProblemError("PSLD's gluing term needs a linear operator with an adjoint; "
                                           f"{type(op.image_operator).__name__} is not linear: use latent-daps.")
-        if op._encode is None:
-            raise UnsupportedProblemError("PSLD needs the latent prior's encoder; give the autoencoder an `encode`.")
+        if not op.has_encoder:
+            raise UnsupportedProblemError("PSLD needs the latent prior's encoder; build the LatentOperator with "
+                                          "`encode=` (LatentPrior.latent_problem does).")
 
     def start(self, context) -> State:
         state = context.new_state(State, context.zeros(), self.sigmas[0])
@@ -168,9 +170,13 @@ class PSLD(LatentSolver):
             z0 = state.prior.denoise(z, z.new_full((B,), sigma))
             image = op.decode(z0)
             predicted = A(image)
-            if self.noisy_prediction:
-                predicted = predicted + state.problem.noise.sigma * streams.randn(
-                    state.seeds, i, predicted.shape[1:], stream=2, dtype=predicted.dtype, device=predicted.device)
+            if self.noisy_prediction:  # fresh noise of the data's σ_y (real and imaginary parts for complex y)
+                real = predicted.real.dtype
+                noise = streams.randn(state.seeds, i, predicted.shape[1:], stream=2, dtype=real, device=predicted.device)
+                if predicted.is_complex():
+                    noise = torch.complex(noise, streams.randn(state.seeds, i, predicted.shape[1:], stream=3, dtype=real,
+                                                               device=predicted.device))
+                predicted = predicted + state.problem.noise.sigma * noise
             measurement_error = (y - predicted).abs().flatten(1).pow(2).sum(1).sqrt()
             glued = A.adjoint(y) + image - A.adjoint(A(image))
             gluing_error = (op.encode(glued) - z0).flatten(1).pow(2).sum(1).sqrt()

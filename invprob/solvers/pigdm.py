@@ -43,7 +43,8 @@ class PiGDM(Solver):
     official inpainting-only replacement of the observed pixels is not applied.
 
     NFE per sample = ``num_steps`` (one denoiser call and one backpropagation through it per
-    step); one forward-operator call per step. Needs a linear operator and Gaussian noise.
+    step); one forward-operator call per step, plus ``cg_iterations`` (and as many adjoints)
+    where the operator has no SVD. Needs a linear operator and Gaussian noise.
 
     Args:
         eta: DDIM's η (1.0: the ``algo.eta=1.0`` of every ΠGDM run in the official

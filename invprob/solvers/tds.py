@@ -63,7 +63,8 @@ class TDS(PopulationSolver):
     (the last steps, at small σ_y) the weights degenerate; more particles, not more steps, is
     the remedy the method offers.
 
-    NFE per sample = ``num_steps``; one forward-operator call per step. Needs a differentiable
+    NFE per sample = ``num_steps``; one forward-operator call per step and one more for the
+    final likelihood. Needs a differentiable
     operator and Gaussian noise with σ_y > 0 (the final weight is the Gaussian likelihood).
     Particles interact through resampling: the same seed and the same population give the same
     samples.
