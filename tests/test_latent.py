@@ -60,7 +60,7 @@ def test_any_pixel_solver_runs_on_the_latent_problem():
     assert result.operator_calls == 50  # one A(D(z)) per step
 
 
-@pytest.mark.parametrize("name", ["inpainting", "gaussian_matrix"])
+@pytest.mark.parametrize("name", ["inpainting", pytest.param("gaussian_matrix", marks=pytest.mark.slow)])
 def test_latent_daps_samples_near_the_exact_latent_posterior(name):
     t = latent_problem(name, seed=3)
     g = torch.Generator().manual_seed(0)

@@ -114,10 +114,8 @@ def _small_mixture_problem():
     return prior, problem, prior.posterior(problem).sample(100_000, g)[0]
 
 
-@pytest.mark.parametrize("num_steps, particles, tol", [
-    (250, 40_000, 0.025),
-    pytest.param(1000, 20_000, 0.015, marks=pytest.mark.slow),
-])
+@pytest.mark.slow  # 20–60 s: the default suite keeps TDS's contract tests and refusals
+@pytest.mark.parametrize("num_steps, particles, tol", [(250, 40_000, 0.025), (1000, 20_000, 0.015)])
 def test_tds_is_asymptotically_exact_on_a_small_mixture(num_steps, particles, tol):
     """With many particles the weights correct the twisted proposals: the posterior mean and
     spread of a 4-pixel mixture problem (2 pixels observed) come out right. TDS targets the
