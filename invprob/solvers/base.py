@@ -303,6 +303,12 @@ class Solver:
                 f"non-finite values. Lower the step size{f' ({knobs})' if knobs else ''} "
                 "or check the operator and the measurement for NaN/inf.")
 
+    def start_from_vp_noise(self, context: SolveContext, state_cls: type[State], sigma: float, **extra: Any) -> State:
+        """A ``state_cls`` at ``x_T ~ N(0, I)`` in the VP variable, i.e. ``sqrt(1 + σ_T²) z`` in
+        σ-space at level ``sigma = σ_T`` (the DDIM-grid solvers' start)."""
+        state = context.new_state(state_cls, context.zeros(), sigma, **extra)
+        return state.replace(x=(1 + sigma**2) ** 0.5 * self.randn(state, step=-1))
+
     @staticmethod
     def chain_noise(state: State, step: int, count: int, j: int, stream: int = 1) -> Tensor:
         """Image ``j`` of one per-row draw of ``count`` images for ``step``, shaped like

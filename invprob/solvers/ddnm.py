@@ -104,10 +104,7 @@ class DDNM(Solver):
         return sum(down for _, _, down in self.walk)
 
     def start(self, context: SolveContext) -> DDNMState:
-        zeros = context.zeros()
-        state = context.new_state(DDNMState, zeros, self.sigmas[0], x0_raw=zeros)
-        # x_T ~ N(0, I) in the VP variable is sqrt(1 + σ_T²) z in σ-space
-        return state.replace(x=(1 + self.sigmas[0] ** 2) ** 0.5 * self.randn(state, step=-1))
+        return self.start_from_vp_noise(context, DDNMState, self.sigmas[0], x0_raw=context.zeros())
 
     @torch.no_grad()
     def step(self, state: DDNMState, i: int) -> DDNMState:

@@ -158,8 +158,7 @@ class PSLD(LatentSolver):
                                           "`encode=` (LatentPrior.latent_problem does).")
 
     def start(self, context) -> State:
-        state = context.new_state(State, context.zeros(), self.sigmas[0])
-        return state.replace(x=(1 + self.sigmas[0] ** 2) ** 0.5 * self.randn(state, step=-1))
+        return self.start_from_vp_noise(context, State, self.sigmas[0])
 
     def step(self, state: State, i: int) -> State:
         sigma, sigma_next, B = self.sigmas[i], self.sigmas[i + 1], state.x.shape[0]

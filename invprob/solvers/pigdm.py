@@ -83,9 +83,7 @@ class PiGDM(Solver):
         return self.num_steps
 
     def start(self, context: SolveContext) -> PiGDMState:
-        state = context.new_state(PiGDMState, context.zeros(), self.sigmas[0])
-        # x_T ~ N(0, I) in the VP variable is sqrt(1 + σ_T²) z in σ-space
-        return state.replace(x=(1 + self.sigmas[0] ** 2) ** 0.5 * self.randn(state, step=-1))
+        return self.start_from_vp_noise(context, PiGDMState, self.sigmas[0])
 
     def guidance_vector(self, state: State, residual: Tensor, r2: float) -> Tensor:
         """``v = r² Aᵀ (r² AAᵀ + σ_y² I)⁻¹ residual`` ``(B, *x_shape)`` (``A⁺ residual`` when σ_y = 0)."""
