@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -165,19 +164,38 @@ BAD_TRAIN = [
 ]
 
 
-def test_bad_cli_inputs_give_one_line_exit_2_and_no_completed_run(tmp_path):
+def _in_process(args, capsys):
+    """``invprob ARGS`` run in this process (as :func:`invprob.app.cli.main` is by the console
+    script): its exit status and stderr. The subprocess check below covers the real process."""
+    from invprob.app.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse / Hydra exit paths
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_bad_cli_inputs_give_one_line_exit_2_and_no_completed_run(tmp_path, monkeypatch, capsys):
     _bad_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
     cases = [(["solve", *FAST, f"hydra.run.dir=run{i}", *args], frag, f"run{i}") for i, (args, frag) in enumerate(BAD_CLI)]
     cases += [(["train", "quiet=true", *args], frag, None) for args, frag in BAD_TRAIN]
-    with ThreadPoolExecutor(2) as pool:
-        procs = list(pool.map(lambda case: invprob(case[0], tmp_path), cases))
-    for (args, fragment, run), proc in zip(cases, procs):
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2, (args, proc.returncode, proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
+    for args, fragment, run in cases:
+        code, stderr = _in_process(args, capsys)
+        lines = stderr.strip().splitlines()
+        assert code == 2, (args, code, stderr[-2000:])
+        assert "Traceback" not in stderr, (args, stderr[-2000:])
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], (args, lines)
         if run is not None:
             assert not (tmp_path / run / "metrics.json").exists(), args
+    # The same through the installed command's process: exit status 2, one line, no traceback.
+    for args, fragment, _ in (cases[0], cases[-1]):
+        proc = invprob(args, tmp_path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
+        assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], (args, lines)
 
 
 def test_npy_input_range_is_explicit(tmp_path):
