@@ -87,7 +87,8 @@ DEEPINV = {"deepinv DPS (weight 1, 1000 steps)": "dps", "deepinv DiffPIR (λ 7, 
 # preset at its official per-task settings (solvers/latent-daps*.yaml, solvers/psld*.yaml).
 LATENT = {name: (name, {}) for name in ("latent-daps", "latent-daps-inpainting-random", "latent-daps-inpainting-box",
                                         "latent-daps-deblur", "latent-daps-motion-deblur", "psld",
-                                        "psld-inpainting-box", "psld-ldm", "psld-ldm-super-resolution")}
+                                        "psld-inpainting-box", "psld-ldm", "psld-ldm-super-resolution",
+                                        "resample", "resample-noise-stop", "stsl")}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
 
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the latent solvers on the exact latent test bed (images D(z) = W z) instead")
     parser.add_argument("--solvers", nargs="*", default=None, help="subset of the labels to run")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--note", default="", help="what else ran on the machine meanwhile (recorded)")
     parser.add_argument("--scales", type=float, nargs="*", default=None,
                         help="instead of the presets, sweep DPS's scale over these values")
     args = parser.parse_args(argv)
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     report["total_seconds"] = time.perf_counter() - start
     this_run = {"command": shlex.join(["python", "benchmarks/posterior_gmm.py", *(sys.argv[1:] if argv is None else argv)]),
                 "seconds": round(report["total_seconds"]), "threads": report["threads"]}
+    if args.note:
+        this_run["note"] = args.note
     report["runs"] = [this_run]
     print(f"total {report['total_seconds']:.0f}s")
     if args.json and args.solvers and Path(args.json).is_file():

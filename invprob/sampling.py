@@ -98,11 +98,23 @@ def respace_timesteps(num_timesteps: int, num_steps: int) -> Tensor:
 
 
 def ddim_sigmas(num_steps: int, num_timesteps: int = 1000, beta_start: float = 1e-4,
-                beta_end: float = 0.02) -> list[float]:
-    """σ-space levels of the linear-β DDPM schedule at :func:`ddim_timesteps`, from the noisiest
-    down, followed by ``0.0`` (``num_steps + 1`` values): the grid of DDNM+ and DDRM."""
-    abar = ddpm_alphas_cumprod(num_timesteps, beta_start, beta_end)
-    timesteps = ddim_timesteps(num_timesteps, num_steps).flip(0).tolist()
+                beta_end: float = 0.02, beta_schedule: str = "linear", offset: int = 0) -> list[float]:
+    """σ-space levels of a DDPM schedule at :func:`ddim_timesteps` (plus ``offset``), from the
+    noisiest down, followed by ``0.0`` (``num_steps + 1`` values): the grid of the DDIM-grid
+    solvers (DDNM+, DDRM, ΠGDM, the latent solvers).
+
+    ``beta_schedule``: ``'linear'`` (DDPM/ADM, :func:`linear_betas`) or ``'scaled_linear'`` (the
+    latent-diffusion codebase's ``make_beta_schedule('linear')``: ``linspace(√β₀, √β₁, T)²``,
+    used by LDM and Stable Diffusion). ``offset``: added to every timestep (latent diffusion's
+    ``make_ddim_timesteps`` adds 1: ``1, 1 + T/N, …``)."""
+    if beta_schedule == "linear":
+        abar = ddpm_alphas_cumprod(num_timesteps, beta_start, beta_end)
+    elif beta_schedule == "scaled_linear":
+        betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_timesteps, dtype=torch.float64) ** 2
+        abar = alphas_cumprod_from_betas(betas)
+    else:
+        raise ValueError(f"`beta_schedule` must be 'linear' or 'scaled_linear', got {beta_schedule!r}.")
+    timesteps = (ddim_timesteps(num_timesteps, num_steps).flip(0) + offset).clamp_max(num_timesteps - 1).tolist()
     return [sigma_from_alphas_cumprod(float(abar[t])) for t in timesteps] + [0.0]
 
 

@@ -114,9 +114,13 @@ def _tiny_clip(folder):
     CLIPTextModel(config).eval().save_pretrained(folder / "text_encoder")
 
 
-def test_stable_diffusion_layout_through_a_card(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory):
+    """A Stable Diffusion folder (diffusers layout) of tiny random-weight instances of SD's classes:
+    ``(folder, vae, unet)``; the VAE halves the resolution."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
+    folder = tmp_path_factory.mktemp("tiny-sd")
     torch.manual_seed(0)
     vae = AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 16), latent_channels=4,
                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
@@ -125,11 +129,18 @@ def test_stable_diffusion_layout_through_a_card(tmp_path):
                                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=8,
                                 attention_head_dim=2, norm_num_groups=4, layers_per_block=1).eval()
-    vae.save_pretrained(tmp_path / "vae")
-    unet.save_pretrained(tmp_path / "unet")
+    vae.save_pretrained(folder / "vae")
+    unet.save_pretrained(folder / "unet")
     DDPMScheduler(prediction_type="epsilon", beta_schedule="scaled_linear", beta_start=0.00085,
-                  beta_end=0.012).save_pretrained(tmp_path / "scheduler")  # SD's schedule
-    _tiny_clip(tmp_path)
+                  beta_end=0.012).save_pretrained(folder / "scheduler")  # SD's schedule
+    _tiny_clip(folder)
+    return folder, vae, unet
+
+
+def test_stable_diffusion_layout_through_a_card(tiny_sd):
+    from diffusers import DDPMScheduler
+
+    tmp_path, vae, unet = tiny_sd
     paths = [str(p.relative_to(tmp_path)) for p in sorted(tmp_path.rglob("*")) if p.is_file()]
     card = _card(tmp_path, "stable-diffusion", paths, resolution=16)
     prior = load_from_card(card, folder=tmp_path)
@@ -217,3 +228,26 @@ def test_mixed_precision_and_channels_last_keep_float32_state():
                                noise.Gaussian(0.05), generator=torch.Generator().manual_seed(0))
     out = get_solver("dps", num_steps=2).solve(problem, fast, generator=0, progress=False)
     assert out.samples.dtype == torch.float32 and out.samples.isfinite().all()
+
+
+def test_latent_solvers_run_from_the_cli_on_a_stable_diffusion_folder(tiny_sd, tmp_path):
+    """`invprob solve prior=stable-diffusion-1.5 solver=psld ...` with the user's weights (here tiny
+    random instances of SD's classes at 16² images): decoded RGB samples, PSNR, decoder calls."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from invprob.app.cli import main
+
+    folder, _, _ = tiny_sd
+    Image.fromarray((np.random.default_rng(0).random((16, 16, 3)) * 255).astype("uint8")).save(tmp_path / "x.png")
+    common = ["solve", "prior=stable-diffusion-1.5", f"+prior.folder={folder}", "prior.card.resolution=16",
+              "operator=inpainting-random", "operator.x_shape=[3,16,16]", f"input={tmp_path / 'x.png'}",
+              "num_samples=2", "quiet=true", "solver.num_steps=3"]
+    for solver, extra in (("psld", []), ("stsl", ['prior.prompt="a face"'])):
+        out = tmp_path / solver
+        assert main([*common, f"solver={solver}", *extra, f"hydra.run.dir={out}"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert np.load(out / "samples.npy").shape == (1, 2, 3, 16, 16)  # images, not latents
+        assert metrics["decoder_calls"] >= 3 and np.isfinite(metrics["psnr_mean"][0])

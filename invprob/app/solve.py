@@ -94,6 +94,14 @@ def _build(group: str, cfg: Any, choices: dict[str, str]) -> Any:
 
 
 # -- inputs --------------------------------------------------------------------------------
+def image_space(prior: Any) -> tuple[tuple[int, ...] | None, tuple[float, float] | None]:
+    """The shape and value range of the images a prior stands for: its own, or for a latent
+    prior those of its decoder's images (:class:`~invprob.priors.LatentPrior`)."""
+    if hasattr(prior, "image_shape"):
+        return tuple(prior.image_shape), prior.image_range
+    return prior.x_shape, prior.data_range
+
+
 def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[float, float] | None) -> torch.Tensor:
     """Ground truth ``(M, *x_shape)`` in the prior's data range from an image, a folder of
     images (one measurement each, in name order) or a ``.npy`` array.
@@ -107,8 +115,8 @@ def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[fl
     from ..io import from_unit, load_image, to_unit
     from ..operators.readers import read_array
 
-    gray = prior.x_shape is None or prior.x_shape[0] == 1
-    data_range = prior.data_range
+    shape, data_range = image_space(prior)
+    gray = shape is None or shape[0] == 1
     if input_range is not None and data_range is None:
         raise InputError("`input_range` maps a .npy to the prior's data range, but this prior has none "
                          "(unbounded); give the values as they are and drop input_range.")
@@ -129,7 +137,7 @@ def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[fl
                 raise InputError(f"`input` {path} is complex; the prior models real images (use real/imaginary "
                                  f"channels or the magnitude).")
             x = x.to(torch.float64)
-            if prior.x_shape is not None and x.dim() == len(prior.x_shape):
+            if shape is not None and x.dim() == len(shape):
                 x = x[None]
             check_finite(x, "input")
             if input_range is not None:
@@ -156,9 +164,9 @@ def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[fl
                              f"images or a .npy array, got {path.suffix!r}.")
     except (OSError, SyntaxError) as err:  # PIL: unreadable or truncated image
         raise InputError(f"`input` {path} cannot be read as an image ({one_line(err)}).") from err
-    if prior.x_shape is not None and tuple(x.shape[1:]) != tuple(prior.x_shape):
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise InputError(f"`input` {path} has shape {tuple(x.shape[1:])} but the prior models "
-                         f"{tuple(prior.x_shape)}; resize or crop it, or choose another prior.")
+                         f"{tuple(shape)}; resize or crop it, or choose another prior.")
     return x.to(dtype)
 
 
@@ -189,27 +197,33 @@ def _differences(old: dict, new: dict) -> str:
 
 
 def _solve_in_batches(solver: Any, problem: Any, prior: Any, num_samples: int, batch_size: int | None,
-                      seed: int, progress: bool) -> tuple[torch.Tensor, int, int, float]:
+                      seed: int, progress: bool) -> tuple[torch.Tensor, dict[str, int], float]:
     """Solve ``batch_size`` measurements at a time (all at once when ``None``). Seeds depend on
     the sample index only, so the samples are the same whatever the batch size. Returns the
-    samples ``(M, K, *x_shape)`` on the CPU, NFE per sample, operator calls and seconds."""
+    samples ``(M, K, *x_shape)`` on the CPU, the call counts (NFE per sample, operator calls, and
+    for a latent prior decoder and encoder calls) and seconds."""
     from ..problem import Problem
 
     M = problem.num_measurements
-    if batch_size is None or batch_size >= M:
-        result = solver.solve(problem, prior, num_samples=num_samples, generator=seed, progress=progress)
-        return result.samples.detach().cpu(), result.nfe, result.operator_calls, result.seconds
-    per_measurement = [n for n, b in problem.operator.named_buffers() if b.dim() >= 3 and b.shape[0] == M]
-    if per_measurement:
-        raise InputError(f"the operator has one {per_measurement[0]} per measurement; solve all {M} together "
-                         f"(batch_size=null) or build it with a single one.")
-    parts, nfe, calls, seconds = [], 0, 0, 0.0
-    for start in range(0, M, batch_size):
-        sub = Problem(problem.operator, problem.measurement[start:start + batch_size], problem.noise)
+    if batch_size is not None and batch_size < M:
+        per_measurement = [n for n, b in problem.operator.named_buffers() if b.dim() >= 3 and b.shape[0] == M]
+        if per_measurement:
+            raise InputError(f"the operator has one {per_measurement[0]} per measurement; solve all {M} together "
+                             f"(batch_size=null) or build it with a single one.")
+    step = M if batch_size is None else batch_size
+    parts, counts, seconds = [], {"nfe_per_sample": 0, "operator_calls": 0}, 0.0
+    latent = hasattr(prior, "image_shape")
+    for start in range(0, M, step):
+        sub = problem if step >= M else Problem(problem.operator, problem.measurement[start:start + step], problem.noise)
         result = solver.solve(sub, prior, num_samples=num_samples, generator=seed, progress=progress)
         parts.append(result.samples.detach().cpu())
-        nfe, calls, seconds = result.nfe, calls + result.operator_calls, seconds + result.seconds
-    return torch.cat(parts), nfe, calls, seconds
+        seconds += result.seconds
+        counts["nfe_per_sample"] = result.nfe
+        counts["operator_calls"] += result.operator_calls
+        if latent:
+            counts["decoder_calls"] = counts.get("decoder_calls", 0) + result.decoder_calls
+            counts["encoder_calls"] = counts.get("encoder_calls", 0) + result.encoder_calls
+    return torch.cat(parts), counts, seconds
 
 
 def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None) -> dict[str, Any] | None:
@@ -266,21 +280,20 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         problem = Problem.simulate(operator, truth, noise,
                                    generator=torch.Generator(device).manual_seed(settings["seed"]))
     clock = time.perf_counter()
-    samples, nfe, calls, seconds = _solve_in_batches(solver, problem, prior, settings["num_samples"],
+    samples, counts, seconds = _solve_in_batches(solver, problem, prior, settings["num_samples"],
                                                      settings["batch_size"], settings["seed"], not cfg.quiet)
     record: dict[str, Any] = {
         "config": request, "solver": choices["solver"], "solver_class": type(solver).__name__,
         "operator": choices["operator"], "operator_class": type(problem.operator).__name__,
         "prior": choices["prior"], "seed": settings["seed"], "noise_sigma": settings["noise_sigma"],
-        "num_samples": settings["num_samples"], "nfe_per_sample": nfe, "operator_calls": calls,
-        "seconds": seconds, "wall_seconds": time.perf_counter() - clock}
+        "num_samples": settings["num_samples"], **counts, "seconds": seconds, "wall_seconds": time.perf_counter() - clock}
     if device.type == "cuda":
         record["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
     else:
         import resource
 
         record["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    metrics = write_run(out, problem, samples, truth, prior.data_range, record)
+    metrics = write_run(out, problem, samples, truth, image_space(prior)[1], record)
     print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
     return metrics
 

@@ -33,7 +33,9 @@ class LatentOperator(Operator):
         encode: ``E``, images to latents (optional; PSLD and ReSample need it).
 
     Not linear (the decoder is not, in general), even when ``A`` is; ``differentiable`` and
-    ``black_box`` are those of ``A`` (the decoder is a torch module).
+    ``black_box`` are those of ``A`` (the decoder is a torch module). ``decoder_calls`` and
+    ``encoder_calls`` count the batched calls of ``decode`` / ``encode`` (``forward`` included);
+    :meth:`invprob.solvers.Solver.solve` reports them per sample.
     """
 
     linear = False
@@ -50,12 +52,14 @@ class LatentOperator(Operator):
         self._decode, self._encode = decode, encode
         self.differentiable, self.black_box = operator.differentiable, operator.black_box
         self.complex_output = operator.complex_output
+        self.decoder_calls = self.encoder_calls = 0
 
     def forward(self, z: Tensor) -> Tensor:
         return self.image_operator(self.decode(z))
 
     def decode(self, z: Tensor) -> Tensor:
         """``D(z)``: latents ``(B, *latent_shape)`` to images ``(B, *image_shape)``."""
+        self.decoder_calls += 1
         return self._decode(z)
 
     @property
@@ -66,4 +70,5 @@ class LatentOperator(Operator):
         """``E(x)``: images to latents (raises where no encoder was given)."""
         if self._encode is None:
             raise ValueError("this LatentOperator has no encoder; build it with `encode=` (the latent prior's).")
+        self.encoder_calls += 1
         return self._encode(x)

@@ -14,7 +14,9 @@ from .mcg import MCG
 from .mmps import MMPS
 from .pigdm import PiGDM
 from .reddiff import REDDiff
+from .resample import ReSample
+from .stsl import STSL
 
 __all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
            "PiGDM", "MMPS", "TDS",
-           "LatentSolver", "LatentDAPS", "PSLD"]
+           "LatentSolver", "LatentDAPS", "PSLD", "ReSample", "STSL"]

@@ -99,6 +99,9 @@ class SolveResult:
         operator_calls: forward-operator evaluations per sample, counted during the run.
         seconds: wall-clock time of the loop.
         state: the final state.
+        decoder_calls, encoder_calls: calls of a latent prior's decoder / encoder per sample
+            (:class:`~invprob.operators.LatentOperator`; the final decoding included); 0 for a
+            pixel prior.
     """
 
     samples: Tensor
@@ -106,6 +109,8 @@ class SolveResult:
     operator_calls: int
     seconds: float
     state: State = field(repr=False)
+    decoder_calls: int = 0
+    encoder_calls: int = 0
 
 
 class CallCounter:
@@ -120,8 +125,9 @@ class CallCounter:
 
     def __init__(self, prior: Prior, operator: torch.nn.Module) -> None:
         self.prior, self.operator = prior, getattr(operator, "image_operator", operator)
-        self.nfe = self.operator_calls = 0
+        self.nfe = self.operator_calls = self.decoder_calls = self.encoder_calls = 0
         self._handles: list = []
+        self._latent = operator if hasattr(operator, "decoder_calls") else None  # a LatentOperator
 
     def _count_nfe(self, *_: Any) -> None:
         self.nfe += 1
@@ -132,9 +138,14 @@ class CallCounter:
     def __enter__(self) -> "CallCounter":
         self._handles = [self.prior.register_denoise_hook(self._count_nfe),
                          self.operator.register_forward_pre_hook(self._count_operator)]
+        if self._latent is not None:
+            self._codec_start = (self._latent.decoder_calls, self._latent.encoder_calls)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self._latent is not None:
+            self.decoder_calls = self._latent.decoder_calls - self._codec_start[0]
+            self.encoder_calls = self._latent.encoder_calls - self._codec_start[1]
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -288,7 +299,8 @@ class Solver:
                     self._check_finite(state.x, i)
             samples = self.result(state)
         return SolveResult(samples=samples, nfe=counter.nfe, operator_calls=counter.operator_calls,
-                           seconds=time.perf_counter() - clock, state=state)
+                           seconds=time.perf_counter() - clock, state=state, decoder_calls=counter.decoder_calls,
+                           encoder_calls=counter.encoder_calls)
 
     # -- shared pieces --------------------------------------------------------------------
     def _check_finite(self, x: Tensor, step: int) -> None:
@@ -386,7 +398,7 @@ def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:
         y = y.repeat_interleave(k, dim=0)
         op = problem.operator
         # uncounted: forward, not the module call (a latent problem: its image operator's forward)
-        image = op.decode(x0_hat.detach()) if hasattr(op, "image_operator") else None
+        image = op._decode(x0_hat.detach()) if hasattr(op, "image_operator") else None
         predicted = op.image_operator.forward(image) if image is not None else op.forward(x0_hat.detach())
         r = (predicted - y).abs().flatten(1).norm(dim=1)
         return float((r / y.abs().flatten(1).norm(dim=1).clamp_min(1e-12)).median())

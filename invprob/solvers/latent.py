@@ -47,7 +47,7 @@ class LatentSolver(Solver):
     def result(self, state: State) -> Tensor:
         z = super().result(state)
         with torch.no_grad():
-            x = state.prior.decode(z.flatten(0, 1))
+            x = state.problem.operator.decode(z.flatten(0, 1))
         return x.reshape(*z.shape[:2], *x.shape[1:])
 
 
