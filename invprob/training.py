@@ -24,15 +24,19 @@ from .datasets import load_images
 from .streams import mix
 from .sampling import edm_preconditioning, euler_ode, karras_sigmas
 
-__all__ = ["TrainConfig", "train", "build_unet", "edm_loss", "flow_loss", "training_batch", "export_config",
-           "export_prior", "sample_unconditional"]
+__all__ = ["TrainConfig", "train", "build_unet", "build_autoencoder", "edm_loss", "flow_loss", "autoencoder_loss",
+           "training_batch", "export_config", "export_prior", "sample_unconditional"]
 
 
 @dataclass
 class TrainConfig:
-    """Training settings. ``objective``: ``'edm'`` (denoiser, EDM preconditioning and loss) or
-    ``'flow'`` (rectified-flow velocity). Defaults: EDM's σ_data = 0.5, P_mean = −1.2,
-    P_std = 1.2 (Karras et al. 2022, Table 1); Adam lr 2e-4; EMA decay 0.999.
+    """Training settings. ``objective``: ``'edm'`` (denoiser, EDM preconditioning and loss),
+    ``'flow'`` (rectified-flow velocity), ``'autoencoder'`` (a diffusers ``AutoencoderKL``: L1
+    reconstruction plus ``kl_weight`` × KL, LDM's ratio of the two; no perceptual or adversarial
+    term) or ``'latent-edm'`` (EDM on the latents of the ``autoencoder`` run, scaled to standard
+    deviation σ_data; a latent diffusion prior). Defaults: EDM's σ_data = 0.5, P_mean = −1.2,
+    P_std = 1.2 (Karras et al. 2022, Table 1); Adam lr 2e-4; EMA decay 0.999; ``kl_weight`` 1e-6
+    (LDM ``configs/autoencoder/autoencoder_kl_*.yaml``, CompVis/latent-diffusion).
 
     ``data``: see :func:`load_images`; ``resize`` resizes whole images (antialiased bicubic) before
     the random ``image_size`` crops; ``flips``: random left-right flips per sample; ``device``:
@@ -41,7 +45,7 @@ class TrainConfig:
 
     data: str = "mnist"  # mnist | train400 | brain-mri | a .npy file | an image folder
     out: str = "runs/mnist"  # re-running with the same `out` resumes from its last checkpoint
-    objective: str = "edm"  # edm (EDM-preconditioned denoiser) | flow (rectified flow)
+    objective: str = "edm"  # edm | flow (rectified flow) | autoencoder | latent-edm
     image_size: int = 32  # training crop size
     channels: int = 1
     num_steps: int = 4000
@@ -62,6 +66,9 @@ class TrainConfig:
     device: str = "cpu"  # cuda on a GPU
     amp: bool = False  # bf16 autocast (GPU)
     quiet: bool = False  # no progress bar
+    latent_channels: int = 4  # autoencoder: channels of the latents
+    kl_weight: float = 1e-6  # autoencoder: KL weight against the pixel-summed L1 (LDM's kl_weight)
+    autoencoder: str | None = None  # latent-edm: the folder of a trained `objective=autoencoder` run
     extra: dict = field(default_factory=dict)
 
 
@@ -73,6 +80,31 @@ def build_unet(config: TrainConfig):
                        block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
                        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
                        norm_num_groups=8)
+
+
+def build_autoencoder(config: TrainConfig):
+    """A diffusers ``AutoencoderKL`` with ``block_out_channels`` (down-sampling by
+    ``2^(len − 1)``), ``latent_channels`` and ``layers_per_block``."""
+    from diffusers import AutoencoderKL
+
+    n = len(config.block_out_channels)
+    return AutoencoderKL(in_channels=config.channels, out_channels=config.channels,
+                         latent_channels=config.latent_channels, block_out_channels=tuple(config.block_out_channels),
+                         layers_per_block=config.layers_per_block, down_block_types=("DownEncoderBlock2D",) * n,
+                         up_block_types=("UpDecoderBlock2D",) * n, norm_num_groups=8, sample_size=config.image_size)
+
+
+def autoencoder_loss(ae, x0: Tensor, gen: torch.Generator, config: TrainConfig) -> Tensor:
+    """``mean |x0 − D(z)| + kl_weight · KL(q(z|x0) ‖ N(0, I)) / (pixels per image)``, ``z`` drawn
+    from the encoder's Gaussian: LDM's reconstruction and KL terms (its L1 summed over pixels,
+    KL weight 1e-6) divided by the pixel count."""
+    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=config.amp):
+        posterior = ae.encode(x0).latent_dist
+        mean, logvar = posterior.mean.float(), posterior.logvar.float()
+        z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=gen, device=x0.device)
+        recon = ae.decode(z).sample.float()
+    kl = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1).mean()
+    return (recon - x0).abs().mean() + config.kl_weight * kl / x0[0].numel()
 
 
 def edm_loss(unet, x0: Tensor, gen: torch.Generator, config: TrainConfig) -> Tensor:
@@ -123,7 +155,8 @@ def training_batch(train_x: Tensor, step: int, config: TrainConfig) -> tuple[Ten
     return x.contiguous(), gen
 
 
-def _save(out: Path, unet, ema, optimizer, step: int, losses: list[float], config: TrainConfig) -> None:
+def _save(out: Path, unet, ema, optimizer, step: int, losses: list[float], config: TrainConfig,
+          info: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
@@ -132,17 +165,50 @@ def _save(out: Path, unet, ema, optimizer, step: int, losses: list[float], confi
               str(out / "ema.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "ema_n_averaged": ema.n_averaged,
                 "losses": torch.tensor(losses)}, out / "trainer.pt")
-    (out / "config.json").write_text(json.dumps(export_config(config, unet), indent=2))
+    (out / "config.json").write_text(json.dumps(export_config(config, unet, info), indent=2))
 
 
-def export_config(config: TrainConfig, unet) -> dict:
+def _plain(config) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items() if not k.startswith("_")}
+
+
+def export_config(config: TrainConfig, unet, info: dict | None = None) -> dict:
+    """The ``config.json`` of a run: objective, shapes, the network's config (``unet``, or
+    ``autoencoder`` for an autoencoder run), the training settings, and ``info`` (a latent run:
+    its autoencoder's config, scaling factor and checksum; ``x_shape`` the latents')."""
     # Trained on crops of resized images: the prior is meant for the whole resized image.
     side = config.resize if config.resize and config.resize > config.image_size else config.image_size
-    return {"objective": config.objective, "sigma_data": config.sigma_data, "data_range": [-1.0, 1.0],
-            "x_shape": [config.channels, side, side],
-            "unet": {k: (list(v) if isinstance(v, tuple) else v) for k, v in unet.config.items()
-                     if not k.startswith("_")},
-            "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}}
+    out = {"objective": config.objective, "sigma_data": config.sigma_data, "data_range": [-1.0, 1.0],
+           "x_shape": [config.channels, side, side],
+           "autoencoder" if config.objective == "autoencoder" else "unet": _plain(unet.config),
+           "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}}
+    if info:
+        out.update(info)
+    return out
+
+
+def load_autoencoder(folder: str | Path, device: torch.device | str = "cpu", expected: str | None = None):
+    """The ``AutoencoderKL`` of an ``objective=autoencoder`` run (its EMA weights) or of an
+    exported latent prior (``autoencoder.safetensors``), frozen; returns ``(autoencoder, config,
+    weights file)``."""
+    from diffusers import AutoencoderKL
+
+    from .errors import CheckpointError
+    from .priors.loading import load_state_dict
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None
+    if config is None or "autoencoder" not in config:
+        raise ValueError(f"`autoencoder` {folder} is not an autoencoder run (no config.json with an "
+                         f"`autoencoder` entry); train one with objective=autoencoder.")
+    ae_config = config["autoencoder"].get("config", config["autoencoder"])
+    weights = next((folder / f for f in ("autoencoder.safetensors", "ema.safetensors") if (folder / f).is_file()),
+                   None)
+    if weights is None:
+        raise CheckpointError(f"no autoencoder weights (autoencoder.safetensors or ema.safetensors) in {folder}.")
+    ae = AutoencoderKL(**ae_config)
+    ae.load_state_dict(load_state_dict(weights, expected), strict=True)
+    return ae.to(device).eval().requires_grad_(False), ae_config, weights
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:
@@ -151,8 +217,11 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from tqdm.auto import tqdm
 
-    if config.objective not in ("edm", "flow"):
-        raise ValueError(f"`objective` must be 'edm' or 'flow', got {config.objective!r}.")
+    if config.objective not in ("edm", "flow", "autoencoder", "latent-edm"):
+        raise ValueError(f"`objective` must be 'edm', 'flow', 'autoencoder' or 'latent-edm', got {config.objective!r}.")
+    if (config.objective == "latent-edm") != (config.autoencoder is not None):
+        raise ValueError("`autoencoder` (the folder of an objective=autoencoder run) is what objective=latent-edm "
+                         "models the latents of; give both or neither.")
     out = Path(config.out)
     torch.manual_seed(config.seed)  # network initialisation only
     for name in ("image_size", "channels", "num_steps", "batch_size", "checkpoint_every"):
@@ -174,7 +243,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     train_x = train_x.to(device)
-    unet = build_unet(config).to(device)
+    info, loss_fn = None, {"edm": edm_loss, "flow": flow_loss, "autoencoder": autoencoder_loss}.get(config.objective)
+    if config.objective == "autoencoder":
+        unet = build_autoencoder(config).to(device)
+    elif config.objective == "latent-edm":
+        unet, info, loss_fn = _latent_setup(config, train_x, out, device)
+    else:
+        unet = build_unet(config).to(device)
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
     step, losses = 0, []
@@ -189,7 +264,6 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         ema.n_averaged.copy_(state["ema_n_averaged"])
         step, losses = int(state["step"]), state["losses"].tolist()
-    loss_fn = edm_loss if config.objective == "edm" else flow_loss
     start = time.perf_counter()
     bar = tqdm(range(step, config.num_steps), initial=step, total=config.num_steps, disable=not progress,
                desc=f"train {config.objective}")
@@ -207,14 +281,49 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         done = step + 1
         out_of_time = config.max_minutes is not None and time.perf_counter() - start > 60 * config.max_minutes
         if done % config.checkpoint_every == 0 or done == config.num_steps or out_of_time:
-            _save(out, unet, ema, optimizer, done, losses, config)
+            _save(out, unet, ema, optimizer, done, losses, config, info)
         if out_of_time:
             break
-    _plots(out, losses, ema.module, config)
+    _plots(out, losses, ema.module, config, train_x)
     return out
 
 
-def _plots(out: Path, losses: list[float], unet, config: TrainConfig) -> None:
+def _latent_setup(config: TrainConfig, train_x: Tensor, out: Path, device: torch.device):
+    """A latent run's network, ``config.json`` additions and loss: the autoencoder of
+    ``config.autoencoder`` (copied into ``out`` as ``autoencoder.safetensors``), the scaling that
+    gives the training images' latents standard deviation σ_data, and the EDM loss on them."""
+    import dataclasses
+    import shutil
+
+    from .priors.loading import sha256
+
+    ae, ae_config, weights = load_autoencoder(config.autoencoder, device)
+    factor = 2 ** (len(ae_config["block_out_channels"]) - 1)
+    if config.image_size % factor or (config.resize or 0) % factor:
+        raise ValueError(f"`image_size` and `resize` must be multiples of the autoencoder's down-sampling {factor}.")
+    with torch.no_grad():
+        latents = torch.cat([ae.encode(x).latent_dist.mean for x in train_x.split(16)])
+    scale = config.sigma_data / float(latents.std())
+    out.mkdir(parents=True, exist_ok=True)
+    if weights.resolve() != (out / "autoencoder.safetensors").resolve():
+        shutil.copyfile(weights, out / "autoencoder.safetensors")
+    side = config.resize if config.resize and config.resize > config.image_size else config.image_size
+    channels = ae_config["latent_channels"]
+    info = {"x_shape": [channels, side // factor, side // factor], "image_shape": [config.channels, side, side],
+            "data_range": None, "image_range": [-1.0, 1.0],
+            "autoencoder": {"config": ae_config, "scaling_factor": scale,
+                            "sha256": sha256(out / "autoencoder.safetensors")}}
+    net = build_unet(dataclasses.replace(config, channels=channels, image_size=config.image_size // factor))
+
+    def latent_edm_loss(unet, x0: Tensor, gen: torch.Generator, cfg: TrainConfig) -> Tensor:
+        with torch.no_grad():
+            z = scale * ae.encode(x0).latent_dist.mean
+        return edm_loss(unet, z, gen, cfg)
+
+    return net.to(device), info, latent_edm_loss
+
+
+def _plots(out: Path, losses: list[float], unet, config: TrainConfig, train_x: Tensor | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -229,14 +338,27 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig) -> None:
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=100)
     plt.close(fig)
-    from .priors.shipped import prior_from_network
-
-    prior = prior_from_network(unet.eval(), export_config(config, unet))
-    samples = sample_unconditional(prior, 16, seed=0, device=next(unet.parameters()).device)
-    grid = samples.reshape(4, 4, config.channels, config.image_size, config.image_size)
-    grid = grid.permute(2, 0, 3, 1, 4).reshape(config.channels, 4 * config.image_size, 4 * config.image_size)
     from .io import save_image
 
+    if config.objective == "autoencoder":  # training crops (top) and their reconstructions (bottom)
+        x, _ = training_batch(train_x, 0, config)
+        x = x[:8]
+        with torch.no_grad():
+            recon = unet.eval().decode(unet.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        grid = torch.cat([x, recon]).reshape(2, len(x), *x.shape[1:]).permute(2, 0, 3, 1, 4)
+        save_image(grid.reshape(config.channels, 2 * x.shape[-2], len(x) * x.shape[-1]).cpu(), out / "samples.png")
+        return
+    from .priors.shipped import prior_from_network
+
+    info = json.loads((out / "config.json").read_text())
+    autoencoder = load_autoencoder(out, next(unet.parameters()).device)[0] if config.objective == "latent-edm" else None
+    prior = prior_from_network(unet.eval(), info, autoencoder)
+    samples = sample_unconditional(prior, 16, seed=0, device=next(unet.parameters()).device)
+    if autoencoder is not None:
+        with torch.no_grad():
+            samples = prior.decode(samples.to(next(unet.parameters()).device)).clamp(-1, 1).cpu()
+    c, h, w = samples.shape[1:]
+    grid = samples.reshape(4, 4, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, 4 * h, 4 * w)
     save_image(grid, out / "samples.png")
 
 
@@ -267,6 +389,10 @@ def export_prior(run: str | Path, target: str | Path) -> Path:
     config["training"]["steps_done"] = int(state["step"])
     config["training"]["final_loss_mean_last_100"] = float(state["losses"][-100:].mean())
     (target / "config.json").write_text(json.dumps(config, indent=2))
+    if config.get("objective") == "latent-edm":
+        shutil.copyfile(run / "autoencoder.safetensors", target / "autoencoder.safetensors")
+        config["autoencoder"]["sha256"] = sha256(target / "autoencoder.safetensors")
+        (target / "config.json").write_text(json.dumps(config, indent=2))
     for extra in ("loss.png", "samples.png"):
         if (run / extra).is_file():
             shutil.copyfile(run / extra, target / extra)

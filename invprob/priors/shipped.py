@@ -25,11 +25,21 @@ SHIPPED_SHA256 = {
 }
 
 
-def prior_from_network(unet, config: dict):
-    """Wrap a trained ``UNet2DModel`` by its objective: EDM-preconditioned denoiser or flow."""
+def prior_from_network(unet, config: dict, autoencoder=None):
+    """Wrap a trained ``UNet2DModel`` by its objective: EDM-preconditioned denoiser, flow, or
+    (``latent-edm``, with its ``autoencoder``) a :class:`~invprob.priors.LatentPrior`."""
     x_shape = tuple(config["x_shape"])
-    data_range = tuple(config.get("data_range", (-1.0, 1.0)))
     network = UNetCall(unet.eval().requires_grad_(False))
+    if config["objective"] == "latent-edm":
+        from .latent import LatentPrior
+
+        if autoencoder is None:
+            raise CheckpointError("a latent-edm prior needs its autoencoder (autoencoder.safetensors).")
+        latent = EDMPrior(network, preconditioned=False, sigma_data=config["sigma_data"], x_shape=x_shape,
+                          data_range=None)
+        return LatentPrior(latent, autoencoder, "kl", config["autoencoder"]["scaling_factor"],
+                           tuple(config["image_shape"]), x_shape, tuple(config.get("image_range", (-1.0, 1.0))))
+    data_range = tuple(config.get("data_range", (-1.0, 1.0)))
     if config["objective"] == "edm":
         return EDMPrior(network, preconditioned=False, sigma_data=config["sigma_data"], x_shape=x_shape,
                         data_range=data_range)
@@ -64,7 +74,14 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
         unet.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"weights in {weights} do not match the architecture in {config_file}: {err}") from err
-    prior = prior_from_network(unet, config)
+    autoencoder = None
+    if config["objective"] == "latent-edm":
+        from ..training import load_autoencoder
+
+        shipped = folder == WEIGHTS / name
+        autoencoder = load_autoencoder(folder, expected=SHIPPED_SHA256.get(f"{name}/autoencoder") if shipped
+                                       else config["autoencoder"].get("sha256"))[0]
+    prior = prior_from_network(unet, config, autoencoder)
     if fully_convolutional:
         prior.x_shape = None
         prior.size_multiple = 2 ** (len(config["unet"]["block_out_channels"]) - 1)
