@@ -6,7 +6,11 @@ images the prior was not trained on (:func:`invprob.evaluation.held_apart`; nois
 generator seeded 0), and an unconditional sample grid (4×4 samples, EDM Euler probability-flow
 ODE, 32 steps; :func:`invprob.training.sample_unconditional`). The table also lists each prior's
 objective, parameter count and training steps from its ``config.json``. ``--exported`` scores
-priors exported from a training run on the same images and noise draws instead.
+priors exported from a training run on the same images and noise draws instead. A latent prior
+(``brain-mri-latent``) is scored in its latent space: the noise is added to the encoded image
+``E(x)`` (σ in latent units; the latents are scaled to standard deviation σ_data = 0.5, the
+images' scale) and both PSNRs are of decoded images; its autoencoder's reconstruction PSNR
+``PSNR(D(E(x)), x)`` is listed beside (the ceiling of every latent solver).
 
 Commands of the committed results (``benchmarks/results/``; CPU; the shared data found through
 ``$INVPROB_DATA``):
@@ -50,15 +54,20 @@ def evaluate(name: str, num_images: int, seed: int = 0, prior: Prior | None = No
     prior = get_prior(name) if prior is None else prior
     clean = held_apart(name)[:num_images]
     g = torch.Generator().manual_seed(seed)
+    latent = hasattr(prior, "image_shape")
+    decode = prior.decode if latent else (lambda v: v)  # noqa: E731
+    target = prior.encode(clean) if latent else clean
     rows = {}
     for sigma in SIGMAS:
-        noisy = clean + sigma * torch.randn(clean.shape, generator=g)
+        noisy = target + sigma * torch.randn(target.shape, generator=g)
         denoised = prior.denoise(noisy, sigma)
-        rows[sigma] = (psnr(noisy, clean).mean().item(), psnr(denoised, clean).mean().item())
+        rows[sigma] = (psnr(decode(noisy), clean).mean().item(), psnr(decode(denoised), clean).mean().item())
+    if latent:
+        rows["reconstruction"] = psnr(prior.decode(target), clean).mean().item()
     if prior.x_shape is None:
         prior.x_shape = SAMPLE_SHAPE[name]
-    samples = sample_unconditional(prior, 16, seed=seed)
-    C, H, W = prior.x_shape
+    samples = decode(sample_unconditional(prior, 16, seed=seed))
+    C, H, W = samples.shape[1:]
     grid = samples.reshape(4, 4, C, H, W).permute(2, 0, 3, 1, 4).reshape(C, 4 * H, 4 * W)
     save_image(grid, samples_png or RESULTS / f"prior_{name}_samples.png")
     return rows, clean.shape[0]
@@ -81,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.priors:
         rows, n = evaluate(name, args.num_images)
         cells = " | ".join(f"{rows[s][0]:.2f} → {rows[s][1]:.2f}" for s in SIGMAS)
-        lines.append(f"| `{name}` | {n} {HELD_APART[name]} | {cells} |")
+        recon = (f" (latent σ; autoencoder reconstruction {rows['reconstruction']:.2f} dB)"
+                 if "reconstruction" in rows else "")
+        lines.append(f"| `{name}` | {n} {HELD_APART[name]}{recon} | {cells} |")
         print(lines[-1], flush=True)
     lines += ["", "| prior | objective | parameters | training steps | how it was trained |", "|---|---|---|---|---|"]
     for name in args.priors:

@@ -39,6 +39,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solvers", nargs="*", default=DEFAULT_SOLVERS)
     parser.add_argument("--tasks", nargs="*", default=None, help="a subset of the tasks (default: all)")
     parser.add_argument("--merge", action="store_true", help="update the cells of the existing results JSON")
+    parser.add_argument("--seed-per-image", action="store_true",
+                        help="solve image i alone with seed i (rows labelled so): one solve of all images gives "
+                             "image i's sample the same noise as every other image's, which couples the images")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite the .md table from the results JSON (e.g. after editing REMARKS)")
     parser.add_argument("--device", default="cpu", help="where the prior and the solvers run (e.g. cuda); the "
@@ -248,13 +252,22 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if args.posterior_mean:
                 label = f"{label}, mean of {args.posterior_mean}"
+            if args.seed_per_image and not preset.startswith("deepinv:"):
+                label = f"{label}, seed per image"
             try:
                 if preset.startswith("deepinv:"):
                     out = run_deepinv(preset.split(":")[1], problem, prior, task_presets, **overrides)
                 else:
                     solver = get_solver(task_presets[preset[1:]] if preset.startswith("@") else preset, **overrides)
-                    out = solver.solve(problem, prior, num_samples=args.posterior_mean or 1, generator=0,
-                                       progress=False)
+                    if args.seed_per_image:
+                        parts = [solver.solve(Problem(problem.operator, problem.measurement[i:i + 1], problem.noise),
+                                              prior, num_samples=args.posterior_mean or 1, generator=i, progress=False)
+                                 for i in range(problem.num_measurements)]
+                        out = SimpleNamespace(samples=torch.cat([p.samples for p in parts]), nfe=parts[0].nfe,
+                                              seconds=sum(p.seconds for p in parts))
+                    else:
+                        out = solver.solve(problem, prior, num_samples=args.posterior_mean or 1, generator=0,
+                                           progress=False)
             except UnsupportedProblemError as err:
                 row[label] = {"refused": str(err), "device": run_entry["device"]}
                 print(f"{task} | {label} | refused: {err}", flush=True)

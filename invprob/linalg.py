@@ -7,12 +7,17 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["batch_dot", "conjugate_gradient"]
+__all__ = ["batch_dot", "row_norm", "conjugate_gradient"]
 
 
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
     """Per-row real inner product ``Re⟨a, b⟩`` of two ``(B, ...)`` tensors: ``(B,)``."""
     return (a.conj() * b).real.flatten(1).sum(1) if a.is_complex() else (a * b).flatten(1).sum(1)
+
+
+def row_norm(a: Tensor) -> Tensor:
+    """Per-row Euclidean norm of a ``(B, ...)`` tensor, real or complex: ``(B,)``."""
+    return torch.linalg.vector_norm(a.flatten(1), dim=1)
 
 
 def conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, num_iters: int) -> Tensor:

@@ -114,7 +114,10 @@ def ddim_sigmas(num_steps: int, num_timesteps: int = 1000, beta_start: float = 1
         abar = alphas_cumprod_from_betas(betas)
     else:
         raise ValueError(f"`beta_schedule` must be 'linear' or 'scaled_linear', got {beta_schedule!r}.")
-    timesteps = (ddim_timesteps(num_timesteps, num_steps).flip(0) + offset).clamp_max(num_timesteps - 1).tolist()
+    timesteps = (ddim_timesteps(num_timesteps, num_steps).flip(0) + offset).tolist()
+    if timesteps[0] >= num_timesteps:
+        raise ValueError(f"`offset` {offset} takes the first of {num_steps} timesteps to {timesteps[0]}, past the "
+                         f"schedule's {num_timesteps}; use fewer steps or no offset.")
     return [sigma_from_alphas_cumprod(float(abar[t])) for t in timesteps] + [0.0]
 
 

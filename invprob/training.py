@@ -188,24 +188,33 @@ def export_config(config: TrainConfig, unet, info: dict | None = None) -> dict:
 
 
 def load_autoencoder(folder: str | Path, device: torch.device | str = "cpu", expected: str | None = None):
-    """The ``AutoencoderKL`` of an ``objective=autoencoder`` run (its EMA weights) or of an
-    exported latent prior (``autoencoder.safetensors``), frozen; returns ``(autoencoder, config,
-    weights file)``."""
+    """The frozen ``AutoencoderKL`` of a folder, with its config and weights file: an
+    ``objective=autoencoder`` run (its EMA weights, ``ema.safetensors``), its export
+    (``model.safetensors``, checked against the sha256 in its ``config.json``) or a latent prior
+    (run or export: ``autoencoder.safetensors``, checked likewise); ``expected`` replaces the
+    checksum of the folder's ``config.json`` (a shipped prior's, recorded in the package)."""
     from diffusers import AutoencoderKL
 
     from .errors import CheckpointError
     from .priors.loading import load_state_dict
 
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else None
-    if config is None or "autoencoder" not in config:
-        raise ValueError(f"`autoencoder` {folder} is not an autoencoder run (no config.json with an "
-                         f"`autoencoder` entry); train one with objective=autoencoder.")
-    ae_config = config["autoencoder"].get("config", config["autoencoder"])
-    weights = next((folder / f for f in ("autoencoder.safetensors", "ema.safetensors") if (folder / f).is_file()),
-                   None)
-    if weights is None:
-        raise CheckpointError(f"no autoencoder weights (autoencoder.safetensors or ema.safetensors) in {folder}.")
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    if config.get("objective") == "latent-edm":
+        ae_config, weights = config["autoencoder"]["config"], folder / "autoencoder.safetensors"
+        expected_here = config["autoencoder"].get("sha256")
+    elif config.get("objective") == "autoencoder":
+        run = (folder / "trainer.pt").is_file()
+        ae_config = config["autoencoder"]
+        weights = folder / ("ema.safetensors" if run else "model.safetensors")
+        expected_here = None if run else config.get("sha256")
+    else:
+        raise ValueError(f"`autoencoder` {folder} is neither an autoencoder run nor a latent prior (its "
+                         f"config.json has no objective 'autoencoder' or 'latent-edm'); train one with "
+                         f"objective=autoencoder.")
+    if not weights.is_file():
+        raise CheckpointError(f"missing autoencoder weights {weights}.")
+    expected = expected or expected_here
     ae = AutoencoderKL(**ae_config)
     ae.load_state_dict(load_state_dict(weights, expected), strict=True)
     return ae.to(device).eval().requires_grad_(False), ae_config, weights
@@ -291,22 +300,33 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
 def _latent_setup(config: TrainConfig, train_x: Tensor, out: Path, device: torch.device):
     """A latent run's network, ``config.json`` additions and loss: the autoencoder of
     ``config.autoencoder`` (copied into ``out`` as ``autoencoder.safetensors``), the scaling that
-    gives the training images' latents standard deviation σ_data, and the EDM loss on them."""
+    gives the training images' latents standard deviation σ_data, and the EDM loss on them. A
+    resumed run keeps its own copy and scaling, and refuses an autoencoder that has changed."""
     import dataclasses
     import shutil
 
     from .priors.loading import sha256
 
-    ae, ae_config, weights = load_autoencoder(config.autoencoder, device)
+    source = load_autoencoder(config.autoencoder, device)
+    resumed = (out / "trainer.pt").is_file()
+    if resumed:
+        stored = json.loads((out / "config.json").read_text())["autoencoder"]
+        if sha256(source[2]) != stored["sha256"]:
+            raise ValueError(f"the autoencoder {config.autoencoder} has changed since {out} started (its weights' "
+                             f"sha256 differs from the copy in {out}); resume with the same autoencoder or "
+                             f"choose a new `out`.")
+        ae, ae_config, _ = load_autoencoder(out, device)
+        scale = stored["scaling_factor"]
+    else:
+        ae, ae_config, weights = source
+        with torch.no_grad():
+            latents = torch.cat([ae.encode(x).latent_dist.mean for x in train_x.split(16)])
+        scale = config.sigma_data / float(latents.std())
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(weights, out / "autoencoder.safetensors")
     factor = 2 ** (len(ae_config["block_out_channels"]) - 1)
     if config.image_size % factor or (config.resize or 0) % factor:
         raise ValueError(f"`image_size` and `resize` must be multiples of the autoencoder's down-sampling {factor}.")
-    with torch.no_grad():
-        latents = torch.cat([ae.encode(x).latent_dist.mean for x in train_x.split(16)])
-    scale = config.sigma_data / float(latents.std())
-    out.mkdir(parents=True, exist_ok=True)
-    if weights.resolve() != (out / "autoencoder.safetensors").resolve():
-        shutil.copyfile(weights, out / "autoencoder.safetensors")
     side = config.resize if config.resize and config.resize > config.image_size else config.image_size
     channels = ae_config["latent_channels"]
     info = {"x_shape": [channels, side // factor, side // factor], "image_shape": [config.channels, side, side],

@@ -116,7 +116,9 @@ def figure(path: Path, panels: list[tuple[str, Tensor]], data_range: tuple[float
     for ax, (title, img) in zip(np.atleast_1d(axes), images):
         is_std = "std" in title
         shown = img.clamp(lo, hi) if not is_std and img.dim() == 2 else img
-        if not is_std and img.dim() == 3:  # colour (H, W, 3): matplotlib takes RGB in [0, 1]
+        if img.dim() == 3 and is_std:  # colour: one map of the root-mean-square over the channels
+            shown = img.pow(2).mean(-1).sqrt()
+        elif img.dim() == 3:  # colour (H, W, 3): matplotlib takes RGB in [0, 1]
             shown = ((img - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
         ax.imshow(shown, cmap="magma" if is_std else gray, vmin=0 if is_std and std_max else (None if is_std else lo),
                   vmax=std_max if is_std else hi)

@@ -16,7 +16,7 @@ from ..io import load_image
 __all__ = ["set12", "HELD_APART", "held_apart"]
 
 HELD_APART = {"mnist": "MNIST 9500+", "mnist-flow": "MNIST 9500+", "natural-gray": "Set12 256² crops",
-              "brain-mri": "brain slices 36–40, 128²"}
+              "brain-mri": "brain slices 36–40, 128²", "brain-mri-latent": "brain slices 36–40, 128²"}
 """The shipped priors that have a held-apart set (:func:`held_apart`), and a short label of it."""
 
 
@@ -55,6 +55,6 @@ def held_apart(prior: str) -> Tensor:
         return load_images("mnist", 32, holdout=500)[1]
     if prior == "natural-gray":
         return set12()
-    if prior == "brain-mri":
+    if prior in ("brain-mri", "brain-mri-latent"):
         return load_images("brain-mri", 128, holdout=5, resize=128)[1]
     raise KeyError(f"no held-apart images for prior {prior!r}; choose one of {sorted(HELD_APART)}.")

@@ -235,7 +235,7 @@ def latent_problem(name: str, seed: int = 0, family: str = "smooth", sigma_y: fl
     d, k = math.prod(X_SHAPE), math.prod(LATENT_SHAPE)
     g = torch.Generator().manual_seed(int(seed) + 2000)
     W, _ = torch.linalg.qr(torch.randn((d, k), generator=g, dtype=torch.float64))
-    prior = LatentPrior(latent, LinearAutoencoder(W, LATENT_SHAPE, X_SHAPE), "plain", 1.0, X_SHAPE)
+    prior = LatentPrior(latent, LinearAutoencoder(W, LATENT_SHAPE, X_SHAPE), "plain", 1.0, X_SHAPE, image_range=None)
     op = inpainting_operator(seed) if name == "inpainting" else gaussian_matrix_operator(seed)
     g = torch.Generator().manual_seed(int(seed) + 3)
     z = latent.sample(1, g)

@@ -57,9 +57,10 @@ class LatentOperator(Operator):
     def forward(self, z: Tensor) -> Tensor:
         return self.image_operator(self.decode(z))
 
-    def decode(self, z: Tensor) -> Tensor:
-        """``D(z)``: latents ``(B, *latent_shape)`` to images ``(B, *image_shape)``."""
-        self.decoder_calls += 1
+    def decode(self, z: Tensor, count: bool = True) -> Tensor:
+        """``D(z)``: latents ``(B, *latent_shape)`` to images ``(B, *image_shape)`` (``count=False``:
+        not counted in ``decoder_calls``, e.g. a progress display)."""
+        self.decoder_calls += int(count)
         return self._decode(z)
 
     @property

@@ -48,14 +48,15 @@ class LatentPrior(Prior):
         kind: ``'kl'``, ``'vq'`` or ``'plain'``.
         scaling_factor: ``s`` (SD 1.5/2.1: 0.18215; VQ-f4 LDMs: 1.0); ``z = s · E(x)``.
         image_shape: ``(C, H, W)`` of the images.
-        image_range: the decoder's image value range (``(-1, 1)`` for SD and the LDMs).
+        image_range: the decoder's image value range (``(-1, 1)`` for SD and the LDMs; ``None``:
+            unbounded).
         latent_shape: ``(c, h, w)`` of the latents, where ``latent`` fixes none (a fully
             convolutional network); default: ``latent.x_shape``.
     """
 
     def __init__(self, latent: Prior, autoencoder: nn.Module, kind: str, scaling_factor: float,
                  image_shape: tuple[int, ...], latent_shape: tuple[int, ...] | None = None,
-                 image_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+                 image_range: tuple[float, float] | None = (-1.0, 1.0)) -> None:
         super().__init__()
         if kind not in ("kl", "vq", "plain"):
             raise ValueError(f"`kind` must be 'kl', 'vq' or 'plain', got {kind!r}.")
@@ -70,7 +71,7 @@ class LatentPrior(Prior):
         if self.x_shape is None:
             raise ValueError("the latent prior fixes no latent shape; give `latent_shape=(c, h, w)`.")
         self.data_range = None  # latents are unbounded
-        self.image_range = (float(image_range[0]), float(image_range[1]))
+        self.image_range = None if image_range is None else (float(image_range[0]), float(image_range[1]))
 
     def _denoise(self, z: Tensor, sigma: Tensor) -> Tensor:
         return self.latent.denoise(z, sigma)

@@ -12,7 +12,7 @@ import torch
 from ..errors import CheckpointError
 from .loading import UNetCall, load_state_dict, set_network_options
 
-__all__ = ["load_shipped", "prior_from_network", "WEIGHTS", "SHIPPED_SHA256"]
+__all__ = ["load_shipped", "prior_from_network", "WEIGHTS", "SHIPPED_SHA256", "SHIPPED_AUTOENCODER_SHA256"]
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 #: sha256 of every shipped ``model.safetensors``, checked at load whatever ``config.json`` says
@@ -23,6 +23,8 @@ SHIPPED_SHA256 = {
     "mnist-flow": "ffd76d2b2e54c9de3a66894e471a3baf010ef9cc287694791b59131c13319b32",
     "natural-gray": "f014e539d6f8f10157669c7145e7918eab009be9ac83efe5516e7e1b7c29927e",
 }
+#: sha256 of the ``autoencoder.safetensors`` of every shipped latent prior
+SHIPPED_AUTOENCODER_SHA256: dict[str, str] = {}
 
 
 def prior_from_network(unet, config: dict, autoencoder=None):
@@ -78,9 +80,14 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
     if config["objective"] == "latent-edm":
         from ..training import load_autoencoder
 
-        shipped = folder == WEIGHTS / name
-        autoencoder = load_autoencoder(folder, expected=SHIPPED_SHA256.get(f"{name}/autoencoder") if shipped
-                                       else config["autoencoder"].get("sha256"))[0]
+        if fully_convolutional:
+            raise CheckpointError(f"prior {name!r} is a latent prior: its image size is that of its autoencoder's "
+                                  f"training; drop fully_convolutional.")
+        # a shipped prior: the checksum recorded in the package, not the one beside the file
+        expected = SHIPPED_AUTOENCODER_SHA256.get(name) if folder == WEIGHTS / name else None
+        if folder == WEIGHTS / name and expected is None:
+            raise CheckpointError(f"shipped latent prior {name!r} has no autoencoder checksum in the package.")
+        autoencoder = load_autoencoder(folder, expected=expected)[0]
     prior = prior_from_network(unet, config, autoencoder)
     if fully_convolutional:
         prior.x_shape = None

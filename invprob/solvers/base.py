@@ -101,7 +101,9 @@ class SolveResult:
         state: the final state.
         decoder_calls, encoder_calls: calls of a latent prior's decoder / encoder per sample
             (:class:`~invprob.operators.LatentOperator`; the final decoding included); 0 for a
-            pixel prior.
+            pixel prior. Like ``nfe`` and ``operator_calls``, these count the calls of the
+            batched solve: where samples stop at different iterations (ReSample's
+            optimisations), that of the sample that ran longest.
     """
 
     samples: Tensor
@@ -398,7 +400,7 @@ def _relative_residual(problem: Problem, x0_hat: Tensor) -> float:
         y = y.repeat_interleave(k, dim=0)
         op = problem.operator
         # uncounted: forward, not the module call (a latent problem: its image operator's forward)
-        image = op._decode(x0_hat.detach()) if hasattr(op, "image_operator") else None
+        image = op.decode(x0_hat.detach(), count=False) if hasattr(op, "image_operator") else None
         predicted = op.image_operator.forward(image) if image is not None else op.forward(x0_hat.detach())
         r = (predicted - y).abs().flatten(1).norm(dim=1)
         return float((r / y.abs().flatten(1).norm(dim=1).clamp_min(1e-12)).median())

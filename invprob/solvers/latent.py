@@ -10,7 +10,8 @@ from .. import streams
 from ..checks import check_int
 from ..errors import UnsupportedProblemError
 from ..problem import Problem
-from ..sampling import ddim_sigmas
+from ..linalg import row_norm
+from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
 from .base import SolveResult, Solver, State
 from .daps import DAPS
 
@@ -176,12 +177,12 @@ class PSLD(LatentSolver):
                     noise = torch.complex(noise, streams.randn(state.seeds, i, predicted.shape[1:], stream=3, dtype=real,
                                                                device=predicted.device))
                 predicted = predicted + state.problem.noise.sigma * noise
-            measurement_error = (y - predicted).abs().flatten(1).pow(2).sum(1).sqrt()
+            measurement_error = row_norm(y - predicted)
             glued = A.adjoint(y) + image - A.adjoint(A(image))
-            gluing_error = (op.encode(glued) - z0).flatten(1).pow(2).sum(1).sqrt()
+            gluing_error = row_norm(op.encode(glued) - z0)
             error = self.omega * measurement_error + self.gamma * gluing_error
             (grad,) = torch.autograd.grad(error.sum(), z)
         z0 = z0.detach()
-        abar, abar_next = 1 / (1 + sigma**2), 1 / (1 + sigma_next**2)
-        z_next = z0 + sigma_next * (state.x - z0) / sigma - grad / (abar * abar_next) ** 0.5
+        abar, abar_next = alphas_cumprod_from_sigma(sigma), alphas_cumprod_from_sigma(sigma_next)
+        z_next = euler_step(state.x, z0, sigma, sigma_next) - grad / (abar * abar_next) ** 0.5
         return state.replace(x=z_next.detach(), x0_hat=z0, sigma=z_next.new_full((B,), sigma_next))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 from torch import Tensor
 
 from ..checks import check_int
 from ..errors import UnsupportedProblemError
 from ..problem import Problem
-from ..sampling import ddim_sigmas
+from ..linalg import row_norm
+from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
 from .base import State
 from .latent import LatentSolver
 
@@ -18,31 +21,32 @@ __all__ = ["ReSample", "stochastic_resample"]
 def _adamw_fit(start: Tensor, loss_fn, lr: float, max_iters: int, eps: float, weight_decay: float,
                plateau: int | None = None) -> Tensor:
     """``argmin_v loss_fn(v)`` per row by AdamW from ``start``, as the official optimisations:
-    a row stops once its loss is below ``eps²`` or, with ``plateau``, once its loss ``plateau``
-    iterations ago is lower than its current one (checked from iteration ``plateau`` on). Rows
-    are independent (AdamW acts entrywise and ``loss_fn`` returns one loss per row), so a row's
-    result does not depend on the batch it is in. Returns the detached per-row results."""
+    each iteration takes the step, then stops a row whose loss (before the step) is below
+    ``eps²`` or, with ``plateau``, whose loss ``plateau`` iterations ago is lower than it (from
+    iteration ``plateau`` on); the row's result is its iterate after that step. Rows are
+    independent (AdamW acts entrywise and ``loss_fn`` returns one loss per row), so a row's result
+    does not depend on the batch it is in. Returns the detached per-row results."""
     v = start.detach().clone().requires_grad_(True)
     opt = torch.optim.AdamW([v], lr=lr, weight_decay=weight_decay)
     out, done = start.detach().clone(), torch.zeros(len(start), dtype=torch.bool, device=start.device)
-    history: list[Tensor] = []
+    history: deque[Tensor] = deque(maxlen=(plateau or 0) + 1)
     for k in range(max_iters):
         opt.zero_grad(set_to_none=True)
         with torch.enable_grad():
             loss = loss_fn(v)
             loss.sum().backward()
+        opt.step()
         loss = loss.detach()
         stop = loss < eps**2
         if plateau is not None:
             history.append(loss)
             if k >= plateau:
-                stop = stop | (history[k - plateau] < loss)
+                stop = stop | (history[0] < loss)
         newly = stop & ~done
         out[newly] = v.detach()[newly]  # the iterate at which the official loop breaks
         done |= stop
         if bool(done.all()):
             return out
-        opt.step()
     out[~done] = v.detach()[~done]
     return out
 
@@ -54,7 +58,7 @@ def stochastic_resample(z0_y: Tensor, z: Tensor, sigma: float, sigma_next: float
     ``sigma_next`` (the step ``sigma → sigma_next``), a draw of ``z`` at ``sigma_next`` with VP mean
     ``(v √ᾱ_s z0_y + (1−ᾱ_s) x'_s)/(v + 1−ᾱ_s)`` and variance ``v (1−ᾱ_s)/(v + 1−ᾱ_s)``,
     ``v = γ (1−ᾱ_s)/(1−ᾱ_t) (1 − ᾱ_t/ᾱ_s)`` (both divided by ``√ᾱ_s`` here). Shapes of ``z``."""
-    abar, abar_next = 1 / (1 + sigma**2), 1 / (1 + sigma_next**2)
+    abar, abar_next = alphas_cumprod_from_sigma(sigma), alphas_cumprod_from_sigma(sigma_next)
     v = gamma * (1 - abar_next) / (1 - abar) * (1 - abar / abar_next)
     mean = (v * z0_y + (1 - abar_next) * z) / (v + 1 - abar_next)
     return mean + (v * (1 - abar_next) / (v + 1 - abar_next)) ** 0.5 / abar_next**0.5 * noise
@@ -96,10 +100,12 @@ class ReSample(LatentSolver):
     iterations, eps 1e-3 (l. 337-370); latent: AdamW lr 5e-3, 500 iterations, plateau window 200
     (l. 373-432); AdamW's default weight decay 0.01; γ = 40 (l. 289, 318); the LDM schedule
     ``linspace(√0.0015, √0.0195, 1000)²`` with timesteps ``1, 3, …, 999``
-    (``configs/latent-diffusion/ffhq-ldm-vq-4.yaml``). Differences on purpose: the norm is per
-    sample (the official code takes one norm over the batch); the travel steps use the grid's
-    own levels (the official code's first travel step takes ᾱ one step early); the last level is
-    σ = 0 (the official grid ends at ᾱ of t = 0).
+    (``configs/latent-diffusion/ffhq-ldm-vq-4.yaml``). Differences on purpose: the norm, the
+    optimisations' losses and their stops are per sample (the official code takes one norm and
+    one mean squared error over the batch); the look-ahead steps use the grid's own levels (each
+    official one gives the network the next level's timestep with the current level's ᾱ, so its
+    look-ahead ends one level earlier); the last level is σ = 0 (the official grid ends at ᾱ of
+    t = 0).
 
     NFE per sample: ``num_steps`` + ``travel_steps`` per consistency step. Operator calls: one per
     step plus one per optimisation iteration. Needs a differentiable image operator; the pixel
@@ -174,7 +180,8 @@ class ReSample(LatentSolver):
         op, y = state.problem.operator, state.measurement
         eps = self.eps
         if self.stop_at_noise:  # the discrepancy principle: no closer to y than its noise
-            eps = max(eps, float(getattr(state.problem.noise, "sigma", 0.0)))
+            sigma = float(getattr(state.problem.noise, "sigma", 0.0))
+            eps = max(eps, sigma * (2**0.5 if y.is_complex() else 1.0))  # complex noise: σ per part
 
         def mse(v: Tensor) -> Tensor:
             predicted = op.image_operator(v) if space == "pixel" else op(v)
@@ -193,11 +200,11 @@ class ReSample(LatentSolver):
         z = state.x.detach().requires_grad_(True)
         with torch.enable_grad():
             denoised = prior.denoise(z, z.new_full((B,), sigma))
-            norm = (y - op(self._x0(z, denoised, sigma))).abs().flatten(1).pow(2).sum(1).sqrt()  # per sample
+            norm = row_norm(y - op(self._x0(z, denoised, sigma)))  # per sample
             (grad,) = torch.autograd.grad(norm.sum(), z)
         denoised = denoised.detach()
-        abar, abar_next = 1 / (1 + sigma**2), 1 / (1 + sigma_next**2)  # ᾱ_t, ᾱ_s
-        z_next = denoised + sigma_next * (state.x - denoised) / sigma - self.scale * (abar / abar_next) ** 0.5 * grad
+        abar, abar_next = alphas_cumprod_from_sigma(sigma), alphas_cumprod_from_sigma(sigma_next)  # ᾱ_t, ᾱ_s
+        z_next = euler_step(state.x, denoised, sigma, sigma_next) - self.scale * (abar / abar_next) ** 0.5 * grad
         branch = self.branch(i)
         if branch is not None:
             with torch.no_grad():  # ẑ0: the last x̃0 of `travel_steps` plain DDIM steps from z'_s
@@ -205,7 +212,7 @@ class ReSample(LatentSolver):
                 for k in range(self._travel(i)):
                     s, s_next = self.sigmas[i + 1 + k], self.sigmas[i + 2 + k]
                     d = prior.denoise(ahead, z.new_full((B,), s))
-                    x0, ahead = self._x0(ahead, d, s), d + s_next * (ahead - d) / s
+                    x0, ahead = self._x0(ahead, d, s), euler_step(ahead, d, s, s_next)
             if branch == "pixel":
                 with torch.no_grad():
                     image = op.decode(x0)

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
-from ..errors import UnsupportedProblemError
+from ..errors import CapabilityError, UnsupportedProblemError
 from ..problem import Problem
-from ..sampling import ddim_sigmas
+from ..linalg import row_norm
+from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
 from .base import State
 from .latent import LatentSolver
 
@@ -21,7 +22,7 @@ def trace_probe(prior, z: Tensor, denoised: Tensor, sigma: float, eps: Tensor) -
     and ``x + ε`` the σ-space point ``z + ε/√ᾱ``; ``denoised = D(z, σ)`` (given: the caller has
     it). Its mean over ``ε ~ N(0, I)`` is the trace up to the curvature's change over one unit
     (exact for a Gaussian). ``(B, *shape) → (B,)``; one denoiser call, differentiable."""
-    abar = 1 / (1 + sigma**2)
+    abar = alphas_cumprod_from_sigma(sigma)
     score = (denoised - z) / (sigma**2 * abar**0.5)
     shifted = z + eps / abar**0.5
     score_shifted = (prior.denoise(shifted, z.new_full((len(z),), sigma)) - shifted) / (sigma**2 * abar**0.5)
@@ -45,7 +46,9 @@ class STSL(LatentSolver):
     ``d`` the latent dimension) whose gradient is the paper's new drift term (its Theorem 4.4:
     ``∇L ≈ λ∇‖y − A D(z̄)‖² + γ∇ tr ∇² log p_t``); then the DDIM step ``z_s = ẑ0 + σ_s (z − ẑ0)/σ_t``
     from the moved iterate. The start is the encoding of ``Aᵀy`` noised to the first level
-    (``init='adjoint'``, the paper's initialisation; ``'noise'``: ``N(0, I)`` in the VP variable).
+    (``init='adjoint'``, the paper's initialisation; the pseudo-inverse ``A⁺y`` where the operator
+    has one, so that e.g. 4× super-resolution starts from an image of the right brightness;
+    ``'noise'``: ``N(0, I)`` in the VP variable).
 
     No official code exists; the choices, from the paper and what it states of its runs:
     50 DDIM steps and 5 network calls per step (its Table 2: 250 NFE for 50 steps — two inner
@@ -106,14 +109,22 @@ class STSL(LatentSolver):
             return self.start_from_vp_noise(context, State, self.sigmas[0])
         state = context.new_state(State, context.zeros(), self.sigmas[0])
         op = state.problem.operator
-        with torch.no_grad():
-            z0 = op.encode(op.image_operator.adjoint(state.measurement).real.to(state.x.dtype))
+        A = op.image_operator
+        with torch.no_grad():  # the pseudo-inverse where there is one (Aᵀy of 4× SR is 1/16 as bright)
+            try:
+                image = A.pinv(state.measurement)
+            except CapabilityError:  # no pseudo-inverse (or not in this mode, e.g. magnitude MRI)
+                image = A.adjoint(state.measurement)
+            if image.is_complex():
+                raise UnsupportedProblemError(f"STSL's init='adjoint' needs a real image from Aᵀy; "
+                                              f"{type(A).__name__} gives a complex one: pass init='noise'.")
+            z0 = op.encode(image.to(state.x.dtype))
         return state.replace(x=z0 + self.sigmas[0] * self.randn(state, step=-1))
 
     def step(self, state: State, i: int) -> State:
         sigma, sigma_next, B = self.sigmas[i], self.sigmas[i + 1], state.x.shape[0]
         op, y, prior = state.problem.operator, state.measurement, state.prior
-        abar = 1 / (1 + sigma**2)
+        abar = alphas_cumprod_from_sigma(sigma)
         level = state.x.new_full((B,), sigma)
         d = state.x[0].numel()
         z = state.x.detach()
@@ -122,12 +133,12 @@ class STSL(LatentSolver):
             z = z.requires_grad_(True)
             with torch.enable_grad():
                 denoised = prior.denoise(z, level)
-                fit = (y - op(denoised)).abs().flatten(1).pow(2).sum(1).sqrt()
+                fit = row_norm(y - op(denoised))
                 trace = trace_probe(prior, z, denoised, sigma, eps)
                 loss = self.omega * fit + self.eta / d * trace
                 (grad,) = torch.autograd.grad(loss.sum(), z)
             z = (z - grad / abar).detach()  # x ← x − ∇_x L, i.e. z ← z − ∇_z L / ᾱ
         with torch.no_grad():
             denoised = prior.denoise(z, level)
-        z_next = denoised + sigma_next * (z - denoised) / sigma
+        z_next = euler_step(z, denoised, sigma, sigma_next)
         return state.replace(x=z_next, x0_hat=denoised, sigma=z_next.new_full((B,), sigma_next))
