@@ -3,8 +3,9 @@
 What it measures: for each task and solver, PSNR and SSIM (:func:`invprob.evaluation.psnr`,
 :func:`~invprob.evaluation.ssim`; images in [-1, 1] mapped to [0, 1]) of the posterior mean of
 ``K`` samples against the truth, averaged over the images; network calls (NFE) per sample,
-decoder calls per sample (latent solvers; means over the images), seconds, and the peak resident memory of the process
-that ran the cell (each cell runs in a fresh process, so it is that cell's peak: the Python
+decoder calls per sample (latent solvers; means over the images), seconds, and the peak memory:
+on a GPU the peak of torch's allocations, on the CPU the peak resident memory of the process that
+ran the cell (each cell runs in a fresh process, so it is that cell's peak: the Python
 interpreter, torch and both priors included).
 
 How: the images are the held-apart brain slices 36–40 (128², never trained on by either prior;
@@ -65,7 +66,7 @@ def operator(task: str):
     return GaussianBlur(kernel_size=25, std=2.0, padding="reflect", x_shape=shape)
 
 
-def cell(task: str, label: str, num_images: int, num_samples: int) -> dict:
+def cell(task: str, label: str, num_images: int, num_samples: int, device: str = "cpu") -> dict:
     """One (task, solver) cell, run in this process: its metrics."""
     import resource
 
@@ -78,16 +79,18 @@ def cell(task: str, label: str, num_images: int, num_samples: int) -> dict:
 
     _, prior_name, per_task, default, overrides = next(row for row in SOLVERS if row[0] == label)
     preset = per_task.get(task, default)
-    prior = get_prior(prior_name)
+    prior = get_prior(prior_name).to(device)
     truth = held_apart("brain-mri")[:num_images].to(torch.float32)
     op = operator(task).to(torch.float32)
-    problem = Problem.simulate(op, truth, Gaussian(SIGMA_Y), generator=torch.Generator().manual_seed(0))
+    # simulated on the CPU (the same y on every device), then moved
+    problem = Problem.simulate(op, truth, Gaussian(SIGMA_Y), generator=torch.Generator().manual_seed(0)).to(device)
+    op = problem.operator
     solver = get_solver(preset, **overrides)
     means, seconds, nfe, decoder_calls = [], 0.0, [], []
     for i in range(num_images):  # image i with seed i: a sample's seed does not depend on its measurement
         one = Problem(op, problem.measurement[i:i + 1], problem.noise)
         result = solver.solve(one, prior, num_samples=num_samples, generator=i, progress=False)
-        means.append(result.samples.mean(1).clamp(-1, 1))
+        means.append(result.samples.mean(1).clamp(-1, 1).cpu())
         seconds += result.seconds
         nfe.append(result.nfe)
         decoder_calls.append(result.decoder_calls)
@@ -95,6 +98,8 @@ def cell(task: str, label: str, num_images: int, num_samples: int) -> dict:
     return {"preset": preset, "psnr": psnr(mean, truth).mean().item(), "ssim": ssim(mean, truth).mean().item(),
             "nfe": sum(nfe) / num_images, "decoder_calls": sum(decoder_calls) / num_images, "seconds": seconds,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_device_bytes": torch.cuda.max_memory_allocated() if device.startswith("cuda") else None,
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else "CPU",
             "threads": torch.get_num_threads()}
 
 
@@ -118,8 +123,9 @@ def render(results: dict) -> str:
         cells = [results["cells"].get(f"{task} | {label}") for task in TASKS]
         if not any(cells):
             continue
-        text = [f"{c['psnr']:.2f} / {c['ssim']:.3f} ({c['seconds']:.0f} s, {c['peak_rss_bytes'] / 2**30:.1f} GiB)"
-                if c else "not run" for c in cells]
+        text = [f"{c['psnr']:.2f} / {c['ssim']:.3f} ({c['seconds']:.0f} s, " + (
+                    f"{c['peak_device_bytes'] / 2**30:.2f} GiB on the GPU)" if c.get("peak_device_bytes") else
+                    f"{c['peak_rss_bytes'] / 2**30:.1f} GiB)") if c else "not run" for c in cells]
         done = next(c for c in cells if c)
         lines.append(f"| {label} | `{prior}` | " + " | ".join(text) + f" | {done['nfe']:.0f} | "
                      + " / ".join(f"{c['decoder_calls']:.0f}" for c in cells if c) + " |")
@@ -134,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solvers", nargs="*", default=[row[0] for row in SOLVERS])
     parser.add_argument("--note", default="", help="what else ran on the machine meanwhile (recorded)")
     parser.add_argument("--render", action="store_true")
+    parser.add_argument("--device", default="cpu", help="where the priors and solvers run (e.g. cuda)")
     parser.add_argument("--json", default=str(RESULTS / "latent_restoration.json"))
     args = parser.parse_args(argv)
     path = Path(args.json)
@@ -151,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 if key in results["cells"]:
                     continue  # resumable
                 queue = context.Queue()
-                child = context.Process(target=_child, args=(queue, task, label, args.images, args.samples))
+                child = context.Process(target=_child, args=(queue, task, label, args.images, args.samples,
+                                                              args.device))
                 child.start()
                 result = queue.get()
                 child.join()

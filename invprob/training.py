@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .datasets import load_images
+from .priors.shipped import load_autoencoder
 from .streams import mix
 from .sampling import edm_preconditioning, euler_ode, karras_sigmas
 
@@ -185,39 +186,6 @@ def export_config(config: TrainConfig, unet, info: dict | None = None) -> dict:
     if info:
         out.update(info)
     return out
-
-
-def load_autoencoder(folder: str | Path, device: torch.device | str = "cpu", expected: str | None = None):
-    """The frozen ``AutoencoderKL`` of a folder, with its config and weights file: an
-    ``objective=autoencoder`` run (its EMA weights, ``ema.safetensors``), its export
-    (``model.safetensors``, checked against the sha256 in its ``config.json``) or a latent prior
-    (run or export: ``autoencoder.safetensors``, checked likewise); ``expected`` replaces the
-    checksum of the folder's ``config.json`` (a shipped prior's, recorded in the package)."""
-    from diffusers import AutoencoderKL
-
-    from .errors import CheckpointError
-    from .priors.loading import load_state_dict
-
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    if config.get("objective") == "latent-edm":
-        ae_config, weights = config["autoencoder"]["config"], folder / "autoencoder.safetensors"
-        expected_here = config["autoencoder"].get("sha256")
-    elif config.get("objective") == "autoencoder":
-        run = (folder / "trainer.pt").is_file()
-        ae_config = config["autoencoder"]
-        weights = folder / ("ema.safetensors" if run else "model.safetensors")
-        expected_here = None if run else config.get("sha256")
-    else:
-        raise ValueError(f"`autoencoder` {folder} is neither an autoencoder run nor a latent prior (its "
-                         f"config.json has no objective 'autoencoder' or 'latent-edm'); train one with "
-                         f"objective=autoencoder.")
-    if not weights.is_file():
-        raise CheckpointError(f"missing autoencoder weights {weights}.")
-    expected = expected or expected_here
-    ae = AutoencoderKL(**ae_config)
-    ae.load_state_dict(load_state_dict(weights, expected), strict=True)
-    return ae.to(device).eval().requires_grad_(False), ae_config, weights
 
 
 def train(config: TrainConfig, progress: bool = True) -> Path:

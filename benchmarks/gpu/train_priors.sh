@@ -5,7 +5,7 @@
 # RECIPE=gpu (default): the shipped priors, one GPU, bf16 autocast, 3.6 M-parameter UNet.
 # RECIPE=cpu: the 2-core-CPU recipe of issue #5 (natural-gray 60 min, brain-mri 45 min; a smaller
 #   16/32/64 UNet and smaller batches so that the budget buys thousands of steps), and the shipped
-#   brain-mri-latent (ONLY=latent: its autoencoder 15 min, then its latent UNet 20 min).
+#   brain-mri-latent (ONLY=latent: its autoencoder 15 min, then its latent UNet 35 min).
 # SCALE multiplies every time budget (SCALE=0.02 is a smoke test). ONLY=<name> trains one prior.
 # Each prior is exported with invprob.training.export_prior and packed as $OUT/<name>.tar.
 set -euo pipefail
@@ -35,7 +35,7 @@ latent_recipe() {
       max_minutes="$(mins 15)"
   run brain-mri-latent data=brain-mri holdout=5 resize=128 image_size=64 batch_size=32 flips=true lr=4e-4 \
       objective=latent-edm autoencoder=runs/brain-mri-latent-ae block_out_channels=[32,64,64] layers_per_block=1 \
-      max_minutes="$(mins 20)"
+      max_minutes="$(mins 35)"
 }
 mkdir -p export "$OUT"
 if [ -n "${LATENT_ONLY:-}" ]; then latent_recipe; exit 0; fi  # the same settings on either device

@@ -12,19 +12,22 @@ import torch
 from ..errors import CheckpointError
 from .loading import UNetCall, load_state_dict, set_network_options
 
-__all__ = ["load_shipped", "prior_from_network", "WEIGHTS", "SHIPPED_SHA256", "SHIPPED_AUTOENCODER_SHA256"]
+__all__ = ["load_shipped", "load_autoencoder", "prior_from_network", "WEIGHTS", "SHIPPED_SHA256", "SHIPPED_AUTOENCODER_SHA256"]
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 #: sha256 of every shipped ``model.safetensors``, checked at load whatever ``config.json`` says
 #: (a checksum only beside the file would vanish with an edit of that file)
 SHIPPED_SHA256 = {
     "brain-mri": "572a768691bc51ab23812c51f17a6785216bac25cdc6913792d37e59a72ca6bd",
+    "brain-mri-latent": "edd4a53e0bda104c6521e35266efaba3d8df0f6ebdb0f3e1cfb45775d7f6bdb0",
     "mnist": "3b5fe85dcda6c1f3361c4cb594f35c06aba2ef457a8f488744a74e8213b32ea1",
     "mnist-flow": "ffd76d2b2e54c9de3a66894e471a3baf010ef9cc287694791b59131c13319b32",
     "natural-gray": "f014e539d6f8f10157669c7145e7918eab009be9ac83efe5516e7e1b7c29927e",
 }
 #: sha256 of the ``autoencoder.safetensors`` of every shipped latent prior
-SHIPPED_AUTOENCODER_SHA256: dict[str, str] = {}
+SHIPPED_AUTOENCODER_SHA256 = {
+    "brain-mri-latent": "4df0f60f20e82303d4e4cb646a2891be5d3e164f1a034a446b848261bcd1578c",
+}
 
 
 def prior_from_network(unet, config: dict, autoencoder=None):
@@ -48,6 +51,36 @@ def prior_from_network(unet, config: dict, autoencoder=None):
     if config["objective"] == "flow":
         return FlowPrior(network, time_scale=1000.0, x_shape=x_shape, data_range=data_range)
     raise CheckpointError(f"unknown objective {config['objective']!r} in the prior's config.json.")
+
+
+def load_autoencoder(folder: str | Path, device: torch.device | str = "cpu", expected: str | None = None):
+    """The frozen ``AutoencoderKL`` of a folder, with its config and weights file: an
+    ``objective=autoencoder`` run (its EMA weights, ``ema.safetensors``), its export
+    (``model.safetensors``, checked against the sha256 in its ``config.json``) or a latent prior
+    (run or export: ``autoencoder.safetensors``, checked likewise); ``expected`` replaces the
+    checksum of the folder's ``config.json`` (a shipped prior's, recorded in the package)."""
+    from diffusers import AutoencoderKL
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    if config.get("objective") == "latent-edm":
+        ae_config, weights = config["autoencoder"]["config"], folder / "autoencoder.safetensors"
+        expected_here = config["autoencoder"].get("sha256")
+    elif config.get("objective") == "autoencoder":
+        run = (folder / "trainer.pt").is_file()
+        ae_config = config["autoencoder"]
+        weights = folder / ("ema.safetensors" if run else "model.safetensors")
+        expected_here = None if run else config.get("sha256")
+    else:
+        raise ValueError(f"`autoencoder` {folder} is neither an autoencoder run nor a latent prior (its "
+                         f"config.json has no objective 'autoencoder' or 'latent-edm'); train one with "
+                         f"objective=autoencoder.")
+    if not weights.is_file():
+        raise CheckpointError(f"missing autoencoder weights {weights}.")
+    expected = expected or expected_here
+    ae = AutoencoderKL(**ae_config)
+    ae.load_state_dict(load_state_dict(weights, expected), strict=True)
+    return ae.to(device).eval().requires_grad_(False), ae_config, weights
 
 
 def load_shipped(name: str, folder: str | Path | None = None, fully_convolutional: bool = False,
@@ -78,8 +111,6 @@ def load_shipped(name: str, folder: str | Path | None = None, fully_convolutiona
         raise CheckpointError(f"weights in {weights} do not match the architecture in {config_file}: {err}") from err
     autoencoder = None
     if config["objective"] == "latent-edm":
-        from ..training import load_autoencoder
-
         if fully_convolutional:
             raise CheckpointError(f"prior {name!r} is a latent prior: its image size is that of its autoencoder's "
                                   f"training; drop fully_convolutional.")
