@@ -88,7 +88,7 @@ DEEPINV = {"deepinv DPS (weight 1, 1000 steps)": "dps", "deepinv DiffPIR (λ 7, 
 LATENT = {name: (name, {}) for name in ("latent-daps", "latent-daps-inpainting-random", "latent-daps-inpainting-box",
                                         "latent-daps-deblur", "latent-daps-motion-deblur", "psld",
                                         "psld-inpainting-box", "psld-ldm", "psld-ldm-super-resolution",
-                                        "resample", "resample-noise-stop", "stsl")}
+                                        "resample", "resample-noise-stop", "stsl", "latent-daps-gmm-tuned")}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
 
