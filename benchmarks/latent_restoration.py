@@ -111,13 +111,14 @@ def _child(queue, *args) -> None:
 
 
 def render(results: dict) -> str:
-    lines = ["Posterior mean of {samples} samples per image, mean over held-apart brain slices 36–{last} "
-             "(128²), σ_y = 0.05. Produced by:".format(samples=results["num_samples"],
-                                                       last=35 + results["num_images"]), ""]
+    n = results["num_images"]
+    slices = "slice 36" if n == 1 else f"slices 36–{35 + n}"
+    lines = [f"Posterior mean of {results['num_samples']} samples per image, mean over held-apart brain {slices} "
+             "(128²), σ_y = 0.05. Produced by:", ""]
     lines += [f"- `{r['command']}` ({r['machine']}, {r['date']}, {round(r['seconds'] / 60)} min"
               + (f"; {r['note']}" if r.get("note") else "") + ")" for r in results["runs"]]
     lines += ["", "PSNR (dB) / SSIM of the posterior mean; NFE and decoder calls per sample; seconds; peak "
-                  "resident memory of the cell's process (GiB).", ""]
+                  "memory (GiB: of the cell's process on the CPU, of torch's allocations on a GPU).", ""]
     lines += ["| solver | prior | " + " | ".join(TASKS) + " | NFE | decoder calls |", "|---" * (len(TASKS) + 4) + "|"]
     for label, prior, _, _, _ in SOLVERS:
         cells = [results["cells"].get(f"{task} | {label}") for task in TASKS]
