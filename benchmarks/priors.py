@@ -10,7 +10,7 @@ priors exported from a training run on the same images and noise draws instead. 
 (``brain-mri-latent``) is scored in its latent space: the noise is added to the encoded image
 ``E(x)`` (σ in latent units; the latents are scaled to standard deviation σ_data = 0.5, the
 images' scale) and both PSNRs are of decoded images; its autoencoder's reconstruction PSNR
-``PSNR(D(E(x)), x)`` is listed beside (the ceiling of every latent solver).
+``PSNR(D(E(x)), x)`` is listed beside (what the decoder alone recovers of each image).
 
 Commands of the committed results (``benchmarks/results/``; CPU; the shared data found through
 ``$INVPROB_DATA``):
