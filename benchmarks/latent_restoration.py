@@ -73,7 +73,7 @@ def cell(task: str, label: str, num_images: int, num_samples: int, device: str =
     import torch
 
     from invprob import Problem
-    from invprob.evaluation import held_apart, psnr, ssim
+    from invprob.evaluation import held_apart, psnr, solve_each, ssim
     from invprob.noise import Gaussian
     from invprob.registry import get_prior, get_solver
 
@@ -84,19 +84,12 @@ def cell(task: str, label: str, num_images: int, num_samples: int, device: str =
     op = operator(task).to(torch.float32)
     # simulated on the CPU (the same y on every device), then moved
     problem = Problem.simulate(op, truth, Gaussian(SIGMA_Y), generator=torch.Generator().manual_seed(0)).to(device)
-    op = problem.operator
     solver = get_solver(preset, **overrides)
-    means, seconds, nfe, decoder_calls = [], 0.0, [], []
-    for i in range(num_images):  # image i with seed i: a sample's seed does not depend on its measurement
-        one = Problem(op, problem.measurement[i:i + 1], problem.noise)
-        result = solver.solve(one, prior, num_samples=num_samples, generator=i, progress=False)
-        means.append(result.samples.mean(1).clamp(-1, 1).cpu())
-        seconds += result.seconds
-        nfe.append(result.nfe)
-        decoder_calls.append(result.decoder_calls)
-    mean = torch.cat(means)
+    # image i with seed i: a sample's seed does not depend on its measurement
+    result = solve_each(solver, problem, prior, num_samples=num_samples)
+    mean = result.samples.mean(1).clamp(-1, 1)
     return {"preset": preset, "psnr": psnr(mean, truth).mean().item(), "ssim": ssim(mean, truth).mean().item(),
-            "nfe": sum(nfe) / num_images, "decoder_calls": sum(decoder_calls) / num_images, "seconds": seconds,
+            "nfe": result.nfe, "decoder_calls": result.decoder_calls, "seconds": result.seconds,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "peak_device_bytes": torch.cuda.max_memory_allocated() if device.startswith("cuda") else None,
             "device": torch.cuda.get_device_name() if device.startswith("cuda") else "CPU",

@@ -39,13 +39,12 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 from invprob import Problem
 from invprob.errors import UnsupportedProblemError
-from invprob.evaluation import lpips_metric, psnr, set12, ssim, tv_baseline
+from invprob.evaluation import lpips_metric, psnr, set12, solve_each, ssim, tv_baseline
 from invprob.noise import Gaussian
 from invprob.operators import GaussianBlur, Inpainting, SuperResolution
 from invprob.registry import get_prior, get_solver
@@ -260,11 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     solver = get_solver(task_presets[preset[1:]] if preset.startswith("@") else preset, **overrides)
                     if args.seed_per_image:
-                        parts = [solver.solve(Problem(problem.operator, problem.measurement[i:i + 1], problem.noise),
-                                              prior, num_samples=args.posterior_mean or 1, generator=i, progress=False)
-                                 for i in range(problem.num_measurements)]
-                        out = SimpleNamespace(samples=torch.cat([p.samples for p in parts]), nfe=parts[0].nfe,
-                                              seconds=sum(p.seconds for p in parts))
+                        out = solve_each(solver, problem, prior, num_samples=args.posterior_mean or 1)
                     else:
                         out = solver.solve(problem, prior, num_samples=args.posterior_mean or 1, generator=0,
                                            progress=False)

@@ -50,3 +50,20 @@ def test_a_slice_of_a_draw_is_the_draw_sliced():
             assert torch.equal(part, full[:, start:stop])
     with pytest.raises(ValueError, match="start"):
         streams.randn_slice(seeds, 0, (3,), 2, 1)
+
+
+def test_solve_each_gives_each_measurement_its_own_seed():
+    from invprob import Problem
+    from invprob.evaluation import make_problem, solve_each
+    from invprob.registry import get_solver
+
+    prior, problem, _ = make_problem("inpainting", seed=0, num_measurements=2)
+    solver = get_solver("dps", num_steps=5)
+    each = solve_each(solver, problem, prior, num_samples=1)
+    second = Problem(problem.operator, problem.measurement[1:], problem.noise)
+    alone = solver.solve(second, prior, num_samples=1, generator=1, progress=False).samples
+    assert each.samples.shape == (2, 1, *prior.x_shape) and torch.allclose(each.samples[1:], alone, atol=1e-10)
+    assert each.nfe == 5
+    shared = solver.solve(problem, prior, num_samples=1, generator=0, progress=False).samples
+    assert torch.allclose(each.samples[:1], shared[:1], atol=1e-10)  # seed 0 is the batch's
+    assert not torch.allclose(each.samples[1:], shared[1:], atol=1e-3)  # seed 1 is not
