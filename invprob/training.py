@@ -333,8 +333,7 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig, train_x: T
         x = x[:8]
         with torch.no_grad():
             recon = unet.eval().decode(unet.encode(x).latent_dist.mean).sample.clamp(-1, 1)
-        grid = torch.cat([x, recon]).reshape(2, len(x), *x.shape[1:]).permute(2, 0, 3, 1, 4)
-        save_image(grid.reshape(config.channels, 2 * x.shape[-2], len(x) * x.shape[-1]).cpu(), out / "samples.png")
+        save_image(_grid(torch.cat([x, recon]).cpu(), 2), out / "samples.png")
         return
     from .priors.shipped import prior_from_network
 
@@ -345,9 +344,14 @@ def _plots(out: Path, losses: list[float], unet, config: TrainConfig, train_x: T
     if autoencoder is not None:
         with torch.no_grad():
             samples = prior.decode(samples.to(next(unet.parameters()).device)).clamp(-1, 1).cpu()
-    c, h, w = samples.shape[1:]
-    grid = samples.reshape(4, 4, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, 4 * h, 4 * w)
-    save_image(grid, out / "samples.png")
+    save_image(_grid(samples, 4), out / "samples.png")
+
+
+def _grid(images: Tensor, rows: int) -> Tensor:
+    """``(rows·n, C, H, W)`` images as one ``(C, rows·H, n·W)`` image, row by row."""
+    c, h, w = images.shape[1:]
+    n = len(images) // rows
+    return images.reshape(rows, n, c, h, w).permute(2, 0, 3, 1, 4).reshape(c, rows * h, n * w)
 
 
 @torch.no_grad()
