@@ -8,6 +8,15 @@ and :class:`invprob.solvers.Solver` (``init`` / ``step`` / ``result`` / ``solve`
 from . import noise, operators, priors, sampling, solvers
 from .problem import Problem
 
+
+def calibrate(*args, **kwargs):
+    """:func:`invprob.calibration.calibrate` (imported on first use): choose a solver's
+    hyper-parameters for an operator, noise model and prior from pairs simulated from the prior."""
+    from .calibration import calibrate as run
+
+    return run(*args, **kwargs)
+
+
 __version__ = "0.1.0"
 
-__all__ = ["Problem", "noise", "operators", "priors", "sampling", "solvers", "__version__"]
+__all__ = ["Problem", "calibrate", "noise", "operators", "priors", "sampling", "solvers", "__version__"]

@@ -1,8 +1,9 @@
 """Preset registry: the same menu for Python users and the CLI, without Hydra.
 
 A preset is a YAML file in a config group folder (``solvers/``, ``operators/``, ``priors/``
-at the repository top level, shipped in the wheel as ``invprob.conf``): a ``_target_``
-naming a class or factory plus its keyword arguments. ``get_solver('dps', scale=0.3)``
+at the repository top level, shipped in the wheel as ``invprob.conf``; a user's own presets in
+the same group folders under :func:`user_config_dir`): a ``_target_`` naming a class or factory
+plus its keyword arguments. ``get_solver('dps', scale=0.3)``
 builds the ``dps`` preset with ``scale`` overridden. Third-party packages add presets
 through the entry-point groups ``invprob.solvers``, ``invprob.operators`` and
 ``invprob.priors``: the entry point names a class or factory, called with the overrides.
@@ -20,10 +21,11 @@ from typing import Any
 import yaml
 
 __all__ = ["get_solver", "plugin", "get_operator", "get_prior", "available", "presets", "instantiate", "config_dir",
-           "load_preset", "locate", "build", "GROUPS"]
+           "load_preset", "locate", "build", "GROUPS", "NAME", "user_config_dir"]
 
 GROUPS = ("solvers", "operators", "priors")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+#: what a preset name may be: letters, digits and ``_ . + -``, not starting with ``.`` (never a path)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def config_dir() -> Path:
@@ -36,10 +38,23 @@ def config_dir() -> Path:
     return package.parent
 
 
-def _group_dir(group: str) -> Path:
+def user_config_dir() -> Path:
+    """The user's own presets (e.g. those ``invprob calibrate`` writes), in group folders
+    ``solvers/``, ``operators/``, ``priors/``: ``$INVPROB_CONFIG`` if set, else ``invprob/`` in
+    ``$XDG_CONFIG_HOME`` (default ``~/.config``). A shipped preset of the same name wins."""
+    import os
+
+    env = os.environ.get("INVPROB_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "invprob"
+
+
+def _group_dirs(group: str) -> list[Path]:
+    """The preset folders of ``group``: the shipped one, then the user's."""
     if group not in GROUPS:
         raise ValueError(f"unknown config group {group!r}; expected one of {GROUPS}.")
-    return config_dir() / group
+    return [config_dir() / group, user_config_dir() / group]
 
 
 def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
@@ -48,8 +63,8 @@ def _entry_points(group: str) -> dict[str, metadata.EntryPoint]:
 
 def presets(group: str) -> list[str]:
     """Names of the YAML presets of ``group`` (``solvers``, ``operators`` or ``priors``)."""
-    folder = _group_dir(group)
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return sorted({p.stem for folder in _group_dirs(group) if folder.is_dir() for p in folder.glob("*.yaml")
+                   if NAME.fullmatch(p.stem)})
 
 
 def available() -> dict[str, list[str]]:
@@ -75,10 +90,10 @@ def load_preset(group: str, name: str) -> dict[str, Any]:
     ``name`` is a preset name, never a path: anything but letters, digits and ``_ . + -``
     (a ``/``, a leading ``.``) is refused, so a name cannot reach outside the group's folder.
     """
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise _unknown(group, name)
-    path = _group_dir(group) / f"{name}.yaml"
-    if not path.is_file():
+    path = next((p for p in (folder / f"{name}.yaml" for folder in _group_dirs(group)) if p.is_file()), None)
+    if path is None:
         raise _unknown(group, name)
     with open(path) as f:
         config = yaml.safe_load(f) or {}

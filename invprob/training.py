@@ -355,14 +355,16 @@ def _grid(images: Tensor, rows: int) -> Tensor:
 
 
 @torch.no_grad()
-def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32, device=None) -> Tensor:
+def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32, device=None,
+                         x_shape: tuple[int, ...] | None = None) -> Tensor:
     """``n`` prior samples (on the CPU) by the EDM Euler probability-flow ODE (σ 80 → 0.002,
-    poly-7, then 0), computed on ``device`` (the prior's network must live there)."""
+    poly-7, then 0), computed on ``device`` (the prior's network must live there); ``x_shape``
+    gives the image shape of a prior that accepts any size."""
     from . import streams
 
     sigmas = karras_sigmas(num_steps, 0.002, 80.0, append_zero=True).tolist()
-    x = 80.0 * streams.randn(torch.arange(n) + mix(seed), 0, prior.x_shape)
-    return euler_ode(prior, x.to(device or "cpu"), sigmas).cpu()
+    x = 80.0 * streams.randn(torch.arange(n) + mix(seed), 0, prior.x_shape or x_shape)
+    return euler_ode(prior, x.to(device=device or "cpu", dtype=prior.dtype), sigmas).cpu()
 
 
 def export_prior(run: str | Path, target: str | Path) -> Path:

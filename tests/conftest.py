@@ -48,3 +48,6 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+# The user's own presets (invprob.registry.user_config_dir) stay out of the tests: an empty folder.
+os.environ["INVPROB_CONFIG"] = __import__("tempfile").mkdtemp(prefix="invprob-test-config-")

@@ -21,7 +21,7 @@ def layer(module: str) -> int:
     top = module.split(".")[0]
     if top in ("operators", "priors", "solvers", "registry", "datasets", "weights", "examples_data", "conf"):
         return 2
-    if top in ("evaluation", "app", "training"):
+    if top in ("evaluation", "app", "training", "calibration"):
         return 3
     raise AssertionError(f"module invprob.{module} has no layer; add it to docs/design.md and this test")
 

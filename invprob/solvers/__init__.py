@@ -1,6 +1,6 @@
 """Posterior samplers on the common step API, one file per method (contract 4 of ``docs/design.md``)."""
 
-from .base import SolveResult, Solver, State
+from .base import SolveResult, Solver, State, Tunable
 from .daps import DAPS
 from .ddnm import DDNM
 from .ddrm import DDRM
@@ -17,6 +17,6 @@ from .reddiff import REDDiff
 from .resample import ReSample
 from .stsl import STSL
 
-__all__ = ["Solver", "State", "SolveResult", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
+__all__ = ["Solver", "State", "SolveResult", "Tunable", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
            "PiGDM", "MMPS", "TDS",
            "LatentSolver", "LatentDAPS", "PSLD", "ReSample", "STSL"]

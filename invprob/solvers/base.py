@@ -23,7 +23,7 @@ from ..noise import Gaussian
 from ..priors.base import Prior
 from ..problem import Problem
 
-__all__ = ["State", "Solver", "PopulationSolver", "SolveResult", "SolveContext", "CallCounter"]
+__all__ = ["State", "Solver", "PopulationSolver", "SolveResult", "SolveContext", "CallCounter", "Tunable"]
 
 
 @dataclass(kw_only=True)
@@ -115,6 +115,61 @@ class SolveResult:
     encoder_calls: int = 0
 
 
+@dataclass(frozen=True)
+class Tunable:
+    """A hyper-parameter that :func:`invprob.calibrate` may search, declared by a solver class in
+    ``Solver.tunables`` (constructor argument name → ``Tunable``).
+
+    The search range is centred on the value the preset gives (the paper's, for a paper preset):
+    on a log scale ``[v / factor, v · factor]``, on a linear scale ``[v − width, v + width]``;
+    both are clipped to ``bounds``, the values the argument accepts.
+
+    Attributes:
+        scale: ``"log"`` (step sizes, weights: anything positive whose order of magnitude is
+            uncertain) or ``"linear"`` (bounded fractions such as DDRM's η).
+        factor: the log range's half-width, a ratio > 1.
+        width: the linear range's half-width.
+        bounds: ``(low, high)`` the argument accepts.
+    """
+
+    scale: str = "log"
+    factor: float = 100.0
+    width: float = 0.0
+    bounds: tuple[float, float] = (0.0, math.inf)
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("log", "linear"):
+            raise ValueError(f"`scale` must be 'log' or 'linear', got {self.scale!r}.")
+        if self.scale == "log" and not self.factor > 1:
+            raise ValueError(f"a log-scale Tunable needs `factor` > 1, got {self.factor}.")
+        if self.scale == "linear" and not self.width > 0:
+            raise ValueError(f"a linear-scale Tunable needs `width` > 0, got {self.width}.")
+
+    def range(self, centre: float) -> tuple[float, float]:
+        """``(low, high)`` of the search around ``centre`` (the preset's value)."""
+        if self.scale == "log":
+            if not centre > 0:
+                raise ValueError(f"a log-scale hyper-parameter needs a value > 0 to centre its range on, got {centre!r}.")
+            low, high = centre / self.factor, centre * self.factor
+        else:
+            low, high = centre - self.width, centre + self.width
+        return max(low, self.bounds[0]), min(high, self.bounds[1])
+
+    def value(self, u: float, low: float, high: float) -> float:
+        """The value at position ``u`` ∈ [0, 1] of ``[low, high]`` on this scale."""
+        if self.scale == "log":
+            return math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+        return low + u * (high - low)
+
+    def position(self, value: float, low: float, high: float) -> float:
+        """The inverse of :meth:`value`: where ``value`` lies in ``[low, high]``, in [0, 1]."""
+        if high == low:
+            return 0.5
+        if self.scale == "log":
+            return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+        return (value - low) / (high - low)
+
+
 class CallCounter:
     """Counts denoiser and operator calls while active (a context manager over hooks).
 
@@ -159,11 +214,14 @@ class Solver:
     Subclasses set ``num_steps``, implement ``start`` (build the first state from a
     validated :class:`SolveContext`), ``step`` and optionally ``result``; list what they need
     of the operator in ``requires`` (any of ``"differentiable"``, ``"linear"``, ``"svd"``,
-    ``"pinv"``, ``"gaussian_noise"``) so that ``init`` refuses what they cannot handle.
+    ``"pinv"``, ``"gaussian_noise"``) so that ``init`` refuses what they cannot handle, and
+    declare in ``tunables`` the hyper-parameters :func:`invprob.calibrate` may search (most
+    influential first; each a constructor argument kept as an attribute of the same name).
     """
 
     num_steps: int
     requires: tuple[str, ...] = ()
+    tunables: dict[str, Tunable] = {}
 
     @property
     def nfe_per_sample(self) -> int:

@@ -16,7 +16,7 @@ from ..errors import UnsupportedProblemError
 from ..checks import check_int
 from ..operators.base import spectral_norm, squared_residual
 from ..sampling import euler_ode, karras_sigmas
-from .base import SolveContext, Solver, State
+from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["DAPS"]
 
@@ -93,6 +93,7 @@ class DAPS(Solver):
     """
 
     requires = ("differentiable",)
+    tunables = {"lr": Tunable(factor=10.0), "tau": Tunable(factor=10.0)}
 
     def __init__(self, num_steps: int = 200, sigma_max: float = 100.0, sigma_min: float = 0.1,
                  ode_steps: int = 5, ode_sigma_min: float = 0.01, langevin_steps: int = 100,

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..checks import check_int
 from ..sampling import ddim_sigmas
-from .base import SolveContext, Solver, State
+from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["DDNM", "schedule_jump"]
 
@@ -82,6 +82,7 @@ class DDNM(Solver):
     """
 
     requires = ("svd", "gaussian_noise")
+    tunables = {"eta": Tunable(scale="linear", width=0.15, bounds=(0.0, 1.0))}
 
     def __init__(self, eta: float = 0.85, num_steps: int = 100, num_timesteps: int = 1000, beta_start: float = 1e-4,
                  beta_end: float = 0.02, travel_length: int = 1, travel_repeat: int = 1) -> None:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..checks import check_int
 from ..sampling import ddim_sigmas
-from .base import SolveContext, Solver, State
+from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["DDRM"]
 
@@ -63,6 +63,8 @@ class DDRM(Solver):
     """
 
     requires = ("svd", "gaussian_noise")
+    tunables = {"eta": Tunable(scale="linear", width=0.15, bounds=(0.0, 1.0)),
+                "eta_b": Tunable(scale="linear", width=0.3, bounds=(0.0, 1.0))}
 
     def __init__(self, eta: float = 0.85, eta_b: float = 1.0, num_steps: int = 20, num_timesteps: int = 1000,
                  beta_start: float = 1e-4, beta_end: float = 0.02) -> None:

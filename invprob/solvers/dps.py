@@ -11,7 +11,7 @@ from torch import Tensor
 from ..checks import check_int
 from ..noise import Poisson
 from ..sampling import DDPMSchedule
-from .base import SolveContext, Solver, State
+from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["DPS", "DPSState"]
 
@@ -70,6 +70,7 @@ class DPS(Solver):
     """
 
     requires = ("differentiable",)
+    tunables = {"scale": Tunable(factor=100.0)}  # ζ: 0.01–100 around the paper's 1.0
 
     def __init__(self, scale: float = 1.0, num_steps: int = 1000, num_timesteps: int = 1000,
                  beta_start: float = 1e-4, beta_end: float = 0.02, clip_denoised: bool = True,

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..checks import check_int
 from ..sampling import euler_ode, euler_step, karras_sigmas
 from ..errors import UnsupportedProblemError
-from .base import PopulationSolver, SolveContext, State
+from .base import PopulationSolver, SolveContext, State, Tunable
 
 __all__ = ["EnKG"]
 
@@ -68,6 +68,7 @@ class EnKG(PopulationSolver):
     """
 
     requires = ()
+    tunables = {"guidance_scale": Tunable(factor=100.0)}
     population_arg = "ensemble_size"
     population_fix = "raise ensemble_size or pass ensemble_size=None"
 

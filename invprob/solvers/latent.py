@@ -12,7 +12,7 @@ from ..errors import UnsupportedProblemError
 from ..problem import Problem
 from ..linalg import row_norm
 from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
-from .base import SolveResult, Solver, State
+from .base import SolveResult, Solver, State, Tunable
 from .daps import DAPS
 
 __all__ = ["LatentSolver", "LatentDAPS", "PSLD"]
@@ -134,6 +134,7 @@ class PSLD(LatentSolver):
     """
 
     requires = ("differentiable", "gaussian_noise")
+    tunables = {"omega": Tunable(factor=10.0), "gamma": Tunable(factor=10.0)}
 
     def __init__(self, omega: float = 1.0, gamma: float = 0.1, num_steps: int = 1000, noisy_prediction: bool = True,
                  num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:

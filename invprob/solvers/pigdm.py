@@ -10,7 +10,7 @@ from torch import Tensor
 from ..checks import check_int
 from ..linalg import conjugate_gradient
 from ..sampling import ddim_sigmas
-from .base import SolveContext, Solver, State
+from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["PiGDM"]
 
@@ -65,6 +65,7 @@ class PiGDM(Solver):
     """
 
     requires = ("linear", "gaussian_noise")
+    tunables = {"weight": Tunable(factor=10.0)}
 
     def __init__(self, eta: float = 1.0, weight: float = 1.0, num_steps: int = 100, cg_iterations: int = 20,
                  num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:

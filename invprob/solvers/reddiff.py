@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .. import sampling
 from ..checks import check_int
-from .base import SolveContext, Solver, State
+from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["REDDiff"]
 
@@ -59,6 +59,7 @@ class REDDiff(Solver):
     """
 
     requires = ("differentiable",)
+    tunables = {"grad_term_weight": Tunable(factor=100.0), "lr": Tunable(factor=10.0)}
     betas = (0.9, 0.99)  # reddiff.py: torch.optim.Adam(..., betas=(0.9, 0.99))
 
     def __init__(self, num_steps: int = 50, lr: float = 0.1, grad_term_weight: float = 0.25,

@@ -12,7 +12,7 @@ from ..errors import UnsupportedProblemError
 from ..problem import Problem
 from ..linalg import row_norm
 from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
-from .base import State
+from .base import State, Tunable
 from .latent import LatentSolver
 
 __all__ = ["ReSample", "stochastic_resample"]
@@ -118,6 +118,7 @@ class ReSample(LatentSolver):
     """
 
     requires = ("differentiable",)
+    tunables = {"scale": Tunable(factor=10.0), "gamma": Tunable(factor=10.0)}
 
     def __init__(self, num_steps: int = 500, scale: float = 0.5, gamma: float = 40.0, consistency_every: int = 10,
                  travel_steps: int = 5, pixel_lr: float = 1e-2, pixel_iters: int = 2000, latent_lr: float = 5e-3,

@@ -10,7 +10,7 @@ from torch import Tensor
 from .. import streams
 from ..checks import check_int
 from ..sampling import euler_ode, karras_sigmas
-from .base import PopulationSolver, SolveContext, State
+from .base import PopulationSolver, SolveContext, State, Tunable
 
 __all__ = ["TemperedSMC", "normalized_weights", "effective_sample_size", "systematic_resample", "next_temperature",
            "resample_population"]
@@ -197,6 +197,7 @@ class TemperedSMC(PopulationSolver):
     """
 
     requires = ("differentiable",)
+    tunables = {"step_size": Tunable(factor=10.0)}
     population_arg = "num_particles"
 
     def __init__(self, num_steps: int = 100, langevin_steps: int = 50, step_size: float = 1e-3,

@@ -10,7 +10,7 @@ from ..errors import CapabilityError, UnsupportedProblemError
 from ..problem import Problem
 from ..linalg import row_norm
 from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
-from .base import State
+from .base import State, Tunable
 from .latent import LatentSolver
 
 __all__ = ["STSL", "trace_probe"]
@@ -77,6 +77,7 @@ class STSL(LatentSolver):
     """
 
     requires = ("differentiable",)
+    tunables = {"omega": Tunable(factor=10.0), "eta": Tunable(factor=10.0)}
 
     def __init__(self, omega: float = 1.0, eta: float = 0.02, inner_steps: int = 2, num_steps: int = 50,
                  init: str = "adjoint", num_timesteps: int = 1000, beta_start: float = 0.00085,

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..checks import check_int
 from ..errors import UnsupportedProblemError
 from ..sampling import DDPMSchedule
-from .base import PopulationSolver, SolveContext, State
+from .base import PopulationSolver, SolveContext, State, Tunable
 from .smc import resample_population
 
 __all__ = ["TDS"]
@@ -89,6 +89,7 @@ class TDS(PopulationSolver):
     """
 
     requires = ("differentiable", "gaussian_noise")
+    tunables = {"tau2": Tunable(factor=10.0)}
     population_arg = "num_particles"
     population_fix = "raise num_particles or pass num_particles=None"
 
