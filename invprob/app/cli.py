@@ -1,4 +1,4 @@
-"""The ``invprob`` command: ``solve`` and ``train`` (Hydra apps), ``demo``, ``list``, ``fetch-prior``,
+"""The ``invprob`` command: ``solve``, ``calibrate`` and ``train`` (Hydra apps), ``demo``, ``list``, ``fetch-prior``,
 ``fetch-data``."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ USAGE = """usage: invprob COMMAND [ARGS]
 commands:
   solve        sample a posterior: invprob solve prior=... operator=... solver=... [key=value ...]
                (invprob solve --help lists the presets and settings)
+  calibrate    tune a solver preset for your operator and prior on simulated pairs, written as a new preset:
+               invprob calibrate prior=... operator=... solver=... [input=images/] [budget=N ...]
   demo         the default reconstruction (4x MRI of a held-apart brain slice); demo mnist-gmm: the exact check
   list         the presets (solvers, operators, priors) and whether each prior's weights are present
   train        train a prior: invprob train data=... out=... [key=value ...]
@@ -36,6 +38,10 @@ def _dispatch(argv: list[str]) -> int:
         from .solve import main as solve_main
 
         return solve_main(rest)
+    if command == "calibrate":
+        from .calibrate import main as calibrate_main
+
+        return calibrate_main(rest)
     if command == "demo":
         from .demo import main as demo_main
 

@@ -110,8 +110,7 @@ def figure(path: Path, panels: list[tuple[str, Tensor]], data_range: tuple[float
         values = values[torch.isfinite(values)]
         data_range = (float(values.min()), float(values.max()))
     lo, hi = data_range
-    gray = plt.get_cmap("gray").copy()
-    gray.set_bad("tab:blue")
+    gray = plt.get_cmap("gray").with_extremes(bad="tab:blue")
     fig, axes = plt.subplots(1, len(images), figsize=(panel_width * len(images), 2.5))
     for ax, (title, img) in zip(np.atleast_1d(axes), images):
         is_std = "std" in title
