@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import math
 import os
 import pkgutil
 import re
@@ -290,6 +291,16 @@ def _family_pages(kind: str, package_name: str, base_name: str, group: str, skip
                       "the source of each default.\n", _preset_table(own, folder)]
         else:
             parts.append(f"No preset in ``{group}/`` builds these classes.\n")
+        tunables = [(c, n, t) for c in classes for n, t in getattr(getattr(module, c), "tunables", {}).items()]
+        if tunables:
+            parts += [_title("Calibration", "-"),
+                      "The hyper-parameters ``invprob calibrate`` searches (:mod:`invprob.calibration`), around "
+                      "the preset's value *v*, within the values the argument accepts:\n"]
+            parts += [f"- ``{c}.{n}``: " + (f"[*v* / {t.factor:g}, *v* × {t.factor:g}], log scale"
+                                             if t.scale == "log" else f"[*v* − {t.width:g}, *v* + {t.width:g}], linear scale")
+                      + (f", within [{t.bounds[0]:g}, {t.bounds[1]:g}]" if math.isfinite(t.bounds[1]) else "")
+                      for c, n, t in tunables]
+            parts.append("")
         parts.append(_title("Reference", "-"))
         for name in names:
             obj = getattr(module, name)
@@ -365,7 +376,7 @@ def _api_pages(documented: set[int]) -> None:
     folder = GENERATED / "api"
     pages = {
         "invprob": ["invprob", "invprob.noise", "invprob.registry", "invprob.sampling", "invprob.errors",
-                    "invprob.io", "invprob.training"],
+                    "invprob.io", "invprob.training", "invprob.calibration"],
         "invprob.datasets": ["invprob.datasets"],  # before invprob.evaluation, which re-exports from it
         "invprob.operators": ["invprob.operators", "invprob.operators.base", "invprob.operators.readers"],
         "invprob.priors": ["invprob.priors", "invprob.priors.adm", "invprob.priors.latent", "invprob.priors.cards",
@@ -396,9 +407,10 @@ def _api_pages(documented: set[int]) -> None:
 
 
 def _cli_pages() -> None:
-    """``invprob --help`` and ``invprob solve --help``, captured now."""
+    """``invprob --help``, ``invprob solve --help`` and ``invprob calibrate --help``, captured now."""
     folder = GENERATED / "cli"
-    commands = {"invprob-help.txt": ["--help"], "invprob-solve-help.txt": ["solve", "--help"]}
+    commands = {"invprob-help.txt": ["--help"], "invprob-solve-help.txt": ["solve", "--help"],
+                "invprob-calibrate-help.txt": ["calibrate", "--help"]}
     env = dict(os.environ, HYDRA_FULL_ERROR="0")
     procs = {name: subprocess.Popen([sys.executable, "-m", "invprob.app.cli", *args], cwd=str(ROOT),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
