@@ -50,3 +50,26 @@ def test_set12_merge_from_copies_only_cells_and_runs_that_name_their_device_once
     assert merged["_runs"] == ours["_runs"] + [gpu_run]
     md = (tmp_path / "restoration_set12.md").read_text()
     assert "(NVIDIA H200" in md and "| 21.90 / 0.540 |" in md and "99.00" not in md
+
+
+def test_calibration_benchmark_adds_solvers_to_a_cell_and_renders(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "posterior_gmm", posterior_gmm)  # what the driver imports beside it
+    bench = load_benchmark("calibration_gmm")
+    monkeypatch.setattr(bench, "OUT", tmp_path / "calibration_gmm.json")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "NUM_SAMPLES", 32)
+    monkeypatch.setattr(bench, "SOLVERS", {"reddiff": ("reddiff", {}, 4, 4, None),
+                                           "diffpir": ("diffpir", {"num_steps": 10}, 4, 4, None)})
+    common = ["--seeds", "1", "--families", "smooth", "--problems", "inpainting"]
+    bench.main(common + ["--solvers", "reddiff"])
+    bench.main(common + ["--solvers", "reddiff", "diffpir"])  # reddiff is done: only diffpir is added
+    data = json.loads((tmp_path / "calibration_gmm.json").read_text())
+    cell = data["cells"]["smooth/inpainting/1"]
+    assert set(cell["calibrations"]) == {"reddiff", "diffpir"}
+    assert {"reddiff", "reddiff calibrated", "diffpir (num_steps 10)", "diffpir (num_steps 10) calibrated"} <= set(cell["rows"])
+    assert len(data["runs"]) == 2
+    bench.main(["--render"])
+    md = (tmp_path / "calibration_gmm.md").read_text()
+    assert "| reddiff calibrated |" in md and "--solvers reddiff diffpir" in md
