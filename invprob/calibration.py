@@ -366,15 +366,21 @@ def image_crops(source: str | Path | Tensor, x_shape: tuple[int, ...], n: int, s
 
 def _truths(prior: Prior, x_shape: tuple[int, ...] | None, n: int, seed: int) -> Tensor:
     """``n`` ground truths drawn from the prior: exactly for an analytic prior (``prior.sample``),
-    else by the EDM probability-flow ODE (:func:`invprob.training.sample_unconditional`)."""
+    else by the EDM probability-flow ODE (:func:`invprob.training.sample_unconditional`); a latent
+    prior's latents are decoded into images."""
     if hasattr(prior, "sample"):
         return prior.sample(n, torch.Generator().manual_seed(int(seed)))
     from .training import sample_unconditional
 
-    if (prior.x_shape or x_shape) is None:
+    latent = hasattr(prior, "image_shape")  # a LatentPrior: its x_shape is the latents'
+    if (prior.x_shape or (None if latent else x_shape)) is None:
         raise InputError("the prior accepts any image size and the operator fixes none; build the operator with "
                          "`x_shape=(C, H, W)` or give representative images (`truths=` / `input=`).")
-    return sample_unconditional(prior, n, seed=seed, x_shape=prior.x_shape or x_shape, device=prior.device).to(prior.device)
+    x = sample_unconditional(prior, n, seed=seed, x_shape=prior.x_shape or x_shape, device=prior.device).to(prior.device)
+    if latent:
+        with torch.no_grad():
+            x = prior.decode(x)
+    return x
 
 
 def _setup(**settings: Any) -> dict[str, Any]:
@@ -449,7 +455,7 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
         space.append((n, declared[n], low, high, centre))
     budget = budget or (grid + 4) * len(space)
 
-    x_shape = prior.x_shape or operator.x_shape
+    x_shape = getattr(prior, "image_shape", None) or prior.x_shape or operator.x_shape
     if truths is None:
         truths = _truths(prior, x_shape, num_pairs, seed)
     elif truths.shape[0] < num_pairs:
@@ -518,6 +524,7 @@ def _evaluate(solver: str, config: dict[str, Any], problem: Problem, prior: Prio
         return Candidate(params=params, error="non-finite samples", seconds=time.perf_counter() - clock)
     u = pit(samples, truths, projections, torch.Generator().manual_seed(int(seed) + 1))
     coverage, ks, histogram = _uniformity(u)
-    return Candidate(params=params, psnr=_psnr(samples.mean(1), truths.to(torch.float64), prior.data_range),
+    data_range = prior.image_range if hasattr(prior, "image_shape") else prior.data_range
+    return Candidate(params=params, psnr=_psnr(samples.mean(1), truths.to(torch.float64), data_range),
                      coverage=coverage, ks=ks, histogram=histogram, nfe=result.nfe, network_images=result.nfe * rows,
                      seconds=time.perf_counter() - clock)

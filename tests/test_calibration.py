@@ -180,3 +180,12 @@ def test_cli_writes_a_preset_that_solve_uses(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tunables" in err[0]
     assert not (tmp_path / "bad" / "calibration.json").exists()
+
+
+def test_a_latent_prior_is_calibrated_on_decoded_images():
+    from invprob.evaluation import latent_problem
+
+    bed = latent_problem("inpainting", seed=2)
+    cal = invprob.calibrate("stsl", bed.problem.operator, bed.problem.noise, bed.prior, overrides={"num_steps": 10},
+                            tunables=["omega"], budget=2, num_pairs=3, num_samples=2, progress=False)
+    assert len(cal.candidates) == 2 and all(c.error is None and math.isfinite(c.psnr) for c in cal.candidates)

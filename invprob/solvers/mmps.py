@@ -68,6 +68,7 @@ class MMPS(Solver):
     """
 
     requires = ("linear", "gaussian_noise")
+    tunables = {}  # none: the moment-matched likelihood has no step size or weight to choose
 
     def __init__(self, num_steps: int = 64, cg_iterations: int = 1, sigma_min: float = 1e-3,
                  sigma_max: float = 1e2) -> None:
