@@ -157,7 +157,7 @@ def search(tunables: list[tuple[str, Tunable, float, float, float]], evaluate: C
         evaluate: solves with the given values and returns the :class:`Candidate`.
         key: the rank of a candidate (higher is better).
         budget: how many distinct settings may be evaluated in all.
-        grid: points of each coarse grid (odd: the preset's value, the range's centre, is one).
+        grid: points of each coarse grid (the preset's value itself is always evaluated first).
 
     Returns:
         The best values and every candidate evaluated, in order.
@@ -335,6 +335,8 @@ def image_crops(source: str | Path | Tensor, x_shape: tuple[int, ...], n: int, s
     stack already in the prior's data range (cropped when larger)."""
     from .io import load_image
 
+    if len(x_shape) != 3:
+        raise InputError(f"image crops need an image shape (C, H, W), got {tuple(x_shape)}; pass `truths=` instead.")
     g = torch.Generator().manual_seed(int(seed))
     if isinstance(source, Tensor):
         images = list(source)
@@ -369,7 +371,7 @@ def _truths(prior: Prior, x_shape: tuple[int, ...] | None, n: int, seed: int) ->
     else by the EDM probability-flow ODE (:func:`invprob.training.sample_unconditional`); a latent
     prior's latents are decoded into images."""
     if hasattr(prior, "sample"):
-        return prior.sample(n, torch.Generator().manual_seed(int(seed)))
+        return prior.sample(n, torch.Generator(prior.device).manual_seed(int(seed)))
     from .training import sample_unconditional
 
     latent = hasattr(prior, "image_shape")  # a LatentPrior: its x_shape is the latents'
@@ -398,7 +400,8 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
     Args:
         solver: a solver preset name (``"dps"``, ``"daps"``, …; ``invprob list``).
         operator, noise, prior: the problem to calibrate for (``y = A(x) + n``, ``x ~ prior``).
-        overrides: keyword arguments applied to the preset before the search (e.g. ``num_steps``).
+        overrides: keyword arguments applied to the preset before the search (e.g. ``num_steps``);
+            a tunable given here is held fixed.
         truths: ``(N, *x_shape)`` clean images to simulate from (e.g. :func:`image_crops` of a
             user's folder); ``None`` draws ``num_pairs`` from the prior.
         num_pairs, num_samples: ``N`` pairs, ``K`` samples per pair (all ``N × K`` in one solve).
@@ -435,6 +438,9 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
     if not 0 < tolerance < 0.9:
         raise InputError(f"`tolerance` must be in (0, 0.9), got {tolerance!r}.")
     overrides = dict(overrides or {})
+    if solver not in registry.presets("solvers"):
+        raise InputError(f"`solver` {solver!r} is not a YAML preset (calibrate writes a preset from one); "
+                         f"available: {', '.join(registry.presets('solvers'))}.")
     base = registry.build("solvers", solver, overrides)
     base.rows_per_measurement(num_samples)  # a population smaller than K: one clear error now
     declared = type(base).tunables
@@ -445,13 +451,21 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
     unknown = [n for n in names if n not in declared]
     if unknown:
         raise InputError(f"`tunables` {unknown} are not declared by {type(base).__name__}; it declares {list(declared)}.")
+    if tunables is not None:
+        unset = [n for n in names if n in overrides or getattr(base, n, None) is None]
+        if unset:
+            raise InputError(f"`tunables` {unset} cannot be searched: fixed by `overrides` or unset (None) in "
+                             f"preset {solver!r}; drop them or give the preset a value.")
     names = [n for n in names if n not in overrides and getattr(base, n, None) is not None]
     if not names:
         raise InputError(f"every tunable of {solver!r} is fixed (by `overrides`) or unset; nothing to calibrate.")
     space = []
     for n in names:
         centre = float(getattr(base, n))
-        low, high = declared[n].range(centre)
+        try:
+            low, high = declared[n].range(centre)
+        except ValueError as err:
+            raise InputError(f"`{n}` = {centre!r} in preset {solver!r}: {err}") from None
         space.append((n, declared[n], low, high, centre))
     budget = budget or (grid + 4) * len(space)
 
@@ -462,10 +476,12 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
         raise InputError(f"`truths` holds {truths.shape[0]} images but `num_pairs` is {num_pairs}.")
     truths = truths[:num_pairs].to(device=prior.device, dtype=prior.dtype)
     problem = Problem.simulate(operator, truths, noise, generator=torch.Generator(prior.device).manual_seed(int(seed)))
+    base.check(problem, prior)  # a problem the solver cannot handle: one error now, not a failed search
 
-    setup = _setup(solver=solver, overrides=overrides, num_pairs=num_pairs, num_samples=num_samples, seed=seed,
-                   projections=projections, truths=float(truths.double().sum()), measurement=float(
-                       problem.measurement.abs().double().sum()))
+    setup = _setup(solver=solver, preset=registry.load_preset("solvers", solver), overrides=overrides,
+                   problem=describe, num_pairs=num_pairs, num_samples=num_samples, seed=seed, projections=projections,
+                   dtype=str(prior.dtype), device=str(prior.device), truths=f"{float(truths.double().sum()):.6g}",
+                   measurement=f"{float(problem.measurement.abs().double().sum()):.6g}")
     trace_path = None if trace is None else Path(trace)
     cache: dict[str, dict] = {}
     if trace_path is not None and trace_path.is_file():
@@ -501,6 +517,9 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
     best, candidates = search(space, evaluate, lambda c: score(c, criterion, tolerance), budget, grid,
                               progress=lambda: bar.update(1))
     bar.close()
+    chosen = next(c for c in candidates if c.params == best)
+    if chosen.error is not None:
+        raise InputError(f"every setting of {solver!r} tried failed; the preset's: {candidates[0].error}")
     return Calibration(solver=solver, overrides=overrides, best=best, start={n: _rounded(c) for n, *_, c in space},
                        ranges={n: (low, high, t.scale) for n, t, low, high, _ in space}, candidates=candidates,
                        criterion=criterion, tolerance=tolerance, num_pairs=num_pairs, num_samples=num_samples,

@@ -146,6 +146,14 @@ def test_bad_settings_are_one_clear_error(spread_preset):
         invprob.calibrate(spread_preset, *args, tunables=["scale"])
     with pytest.raises(InputError, match="no tunable"):
         invprob.calibrate("mmps", *args)
+    with pytest.raises(InputError, match="tau"):
+        invprob.calibrate("daps-sigma-y", *args, tunables=["lr", "tau"])
+    from invprob.errors import UnsupportedProblemError
+    from invprob.operators import BlackBox
+
+    black_box = BlackBox(lambda x: x.flatten(1)[:, :8], output_shape=(8,), x_shape=(1, 8, 8)).to(torch.float64)
+    with pytest.raises(UnsupportedProblemError, match="black box"):
+        invprob.calibrate("dps", black_box, problem.noise, prior, num_pairs=2, num_samples=2)
     with pytest.raises(ValueError, match="exceeds `ensemble_size`"):
         invprob.calibrate("enkg", *args, overrides={"ensemble_size": 4}, num_samples=8)
 
@@ -176,9 +184,11 @@ def test_cli_writes_a_preset_that_solve_uses(tmp_path, monkeypatch, capsys):
     metrics = json.loads((tmp_path / "solve" / "metrics.json").read_text())
     assert metrics["solver"] == "reddiff-calibrated-mine"
     capsys.readouterr()
-    assert main(["calibrate", "solver=reddiff", "tunables=[nope]", "quiet=true", "hydra.run.dir=bad"]) == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "calibration.json").write_text("{}")  # an earlier calibration in that folder
+    assert main(["calibrate", "solver=reddiff", "criterion=sharpness", "quiet=true", "hydra.run.dir=bad"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "tunables" in err[0]
+    assert len(err) == 1 and "criterion" in err[0]
     assert not (tmp_path / "bad" / "calibration.json").exists()
 
 

@@ -34,6 +34,7 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         from hydra.core.hydra_config import HydraConfig
 
         choices = dict(HydraConfig.get().runtime.choices)
+    (out / "calibration.json").unlink(missing_ok=True)  # from here on the folder holds no finished calibration
     if cfg.dtype not in DTYPES:
         raise InputError(f"`dtype` must be one of {sorted(DTYPES)}, got {cfg.dtype!r}.")
     if cfg.criterion not in CRITERIA:
@@ -67,7 +68,6 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         if shape is None:
             raise InputError("the prior accepts any image size and the operator fixes none; set operator.x_shape.")
         truths = image_crops(Path(to_absolute_path(cfg.input)), tuple(shape), num_pairs, seed, data_range)
-    (out / "calibration.json").unlink(missing_ok=True)  # from here on the folder holds no finished calibration
     result = calibrate(choices["solver"], operator, Gaussian(_positive_float(cfg, "noise_sigma")), prior,
                        overrides={k: v for k, v in OmegaConf.to_container(cfg.solver, resolve=True).items()
                                   if not k.startswith("_") and k not in _preset_keys(choices["solver"], cfg)},
