@@ -157,3 +157,31 @@ def test_folder_input_and_batch_size_give_the_same_samples(tmp_path):
     assert parts.returncode == 0, parts.stderr
     a, b = np.load(tmp_path / "whole" / "samples.npy"), np.load(tmp_path / "parts" / "samples.npy")
     assert a.shape == (3, 3, 1, 8, 8) and np.allclose(a, b, atol=1e-12)
+
+
+def test_torchrun_two_gloo_ranks_give_the_single_process_samples(tmp_path):
+    import torch
+
+    from invprob.io import save_image
+
+    folder = tmp_path / "truths"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(3):  # 3 measurements on 2 ranks: shards of 2 and 1
+        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+    single = invprob(["solve", *FAST, "input=truths", "hydra.run.dir=single"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "invprob.app.cli", "solve"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    sharded = subprocess.run(torchrun + [*FAST, "input=truths", "hydra.run.dir=sharded"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600, env=env)
+    assert sharded.returncode == 0, sharded.stderr
+    a, b = np.load(tmp_path / "single" / "samples.npy"), np.load(tmp_path / "sharded" / "samples.npy")
+    assert a.shape == (3, 3, 1, 8, 8) and np.allclose(a, b, atol=1e-12)  # as batch_size: rounding only
+    metrics = json.loads((tmp_path / "sharded" / "metrics.json").read_text())
+    assert metrics["ranks"] == 2 and metrics["nfe_per_sample"] == json.loads(
+        (tmp_path / "single" / "metrics.json").read_text())["nfe_per_sample"]
+    unnamed = subprocess.run(torchrun + [*FAST, "input=truths"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=600, env=env)
+    assert unnamed.returncode != 0 and "hydra.run.dir" in unnamed.stderr

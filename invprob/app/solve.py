@@ -1,6 +1,12 @@
 """``invprob solve``: the Hydra application — build the presets, simulate or read a
 measurement, sample the posterior, write the run folder (:func:`invprob.app.report.write_run`).
 
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the solve is data-parallel: each rank solves a contiguous
+shard of the measurements (gloo on CPU, NCCL with ``device=cuda``: rank ``r`` on ``cuda:LOCAL_RANK``),
+rank 0 gathers the samples and writes the run folder. Per-sample random streams make the samples
+those of a single-process run with the same seed. ``hydra.run.dir=`` must name the folder, so
+that every rank writes one run.
+
 A run folder is complete when its ``metrics.json`` exists and records the same settings as the
 request; ``metrics.json`` is written last, so a crashed run never looks complete. Re-running into
 a folder that holds a complete run with the same settings skips it (``skip_done=true``); a folder
@@ -30,6 +36,8 @@ NOT_RECORDED = ("quiet", "skip_done", "on_mismatch", "batch_size")
 
 # -- settings ------------------------------------------------------------------------------
 def _device(value: Any) -> torch.device:
+    import os
+
     try:
         device = torch.device(str(value))
     except (RuntimeError, ValueError) as err:
@@ -38,7 +46,33 @@ def _device(value: Any) -> torch.device:
         raise InputError(f"`device` is {value!r} but no CUDA GPU is available here; use device=cpu.")
     if device.type not in ("cpu", "cuda"):
         raise InputError(f"`device` {value!r} is not supported; use cpu or cuda.")
+    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))  # torchrun: one GPU per rank
     return device
+
+
+def world(device: torch.device) -> tuple[int, int]:
+    """``(rank, world size)``: under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is
+    initialised once (NCCL on CUDA, gloo on CPU); ``(0, 1)`` otherwise."""
+    import os
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _shard(num: int, rank: int, size: int) -> tuple[int, int]:
+    """The contiguous ``[start, stop)`` of ``num`` measurements that rank ``rank`` of ``size`` solves."""
+    per, extra = divmod(num, size)
+    start = rank * per + min(rank, extra)
+    return start, start + per + (rank < extra)
 
 
 def _positive_int(cfg: Any, key: str, allow_none: bool = False) -> int | None:
@@ -226,6 +260,31 @@ def _solve_in_batches(solver: Any, problem: Any, prior: Any, num_samples: int, b
     return torch.cat(parts), counts, seconds
 
 
+def _solve_sharded(solver: Any, problem: Any, prior: Any, settings: dict[str, Any], progress: bool, rank: int,
+                   size: int) -> tuple[torch.Tensor | None, dict[str, int], float]:
+    """Solve this rank's shard of the measurements (:func:`_shard`) and gather every shard on rank 0:
+    the samples in measurement order (``None`` on the other ranks), the call counts (NFE per sample;
+    operator, decoder and encoder calls summed over the ranks) and the seconds of the slowest rank."""
+    import torch.distributed as dist
+
+    from ..problem import Problem
+
+    start, stop = _shard(problem.num_measurements, rank, size)
+    part = None, {"nfe_per_sample": 0, "operator_calls": 0}, 0.0
+    if stop > start:
+        sub = Problem(problem.operator, problem.measurement[start:stop], problem.noise)
+        part = _solve_in_batches(solver, sub, prior, settings["num_samples"], settings["batch_size"], settings["seed"],
+                                 progress)
+    parts = [None] * size if rank == 0 else None
+    dist.gather_object(part, parts, dst=0)
+    if rank != 0:
+        return None, {}, 0.0
+    samples = torch.cat([p[0] for p in parts if p[0] is not None])
+    keys = dict.fromkeys(k for p in parts for k in p[1])  # in order, once each
+    counts = {k: (max if k == "nfe_per_sample" else sum)(p[1].get(k, 0) for p in parts) for k in keys}
+    return samples, counts, max(p[2] for p in parts)
+
+
 def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Run one solve described by ``cfg`` (the composed Hydra config) into ``out`` (default: the
     current directory, Hydra's run folder) and return its metrics (``None`` if skipped)."""
@@ -241,6 +300,8 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         choices = dict(HydraConfig.get().runtime.choices)
     settings = _settings(cfg)
     request = _request(cfg, choices)
+    dtype, device = settings["dtype"], settings["device"]
+    rank, size = world(device)
     previous = _previous_run(out)
     if previous is not None:
         same = previous.get("config") == request
@@ -250,8 +311,12 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         if not same and cfg.get("on_mismatch", "rerun") == "refuse":
             raise InputError(f"{out} holds a run with other settings ({_differences(previous.get('config') or {}, request)}); "
                              f"choose another folder (hydra.run.dir=...) or pass on_mismatch=rerun.")
-        (out / "metrics.json").unlink()  # from here on the folder holds no complete run
-    dtype, device = settings["dtype"], settings["device"]
+        if size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # every rank has read the folder before rank 0 clears it
+        if rank == 0:
+            (out / "metrics.json").unlink(missing_ok=True)  # from here on the folder holds no complete run
     prior = _build("prior", cfg, choices).to(device=device, dtype=dtype)
     operator = _build("operator", cfg, choices).to(device=device, dtype=dtype)
     solver = _build("solver", cfg, choices)
@@ -280,13 +345,20 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         problem = Problem.simulate(operator, truth, noise,
                                    generator=torch.Generator(device).manual_seed(settings["seed"]))
     clock = time.perf_counter()
-    samples, counts, seconds = _solve_in_batches(solver, problem, prior, settings["num_samples"],
+    if size > 1:
+        samples, counts, seconds = _solve_sharded(solver, problem, prior, settings, not cfg.quiet and rank == 0,
+                                                  rank, size)
+        if rank != 0:
+            return None
+    else:
+        samples, counts, seconds = _solve_in_batches(solver, problem, prior, settings["num_samples"],
                                                      settings["batch_size"], settings["seed"], not cfg.quiet)
     record: dict[str, Any] = {
         "config": request, "solver": choices["solver"], "solver_class": type(solver).__name__,
         "operator": choices["operator"], "operator_class": type(problem.operator).__name__,
         "prior": choices["prior"], "seed": settings["seed"], "noise_sigma": settings["noise_sigma"],
-        "num_samples": settings["num_samples"], **counts, "seconds": seconds, "wall_seconds": time.perf_counter() - clock}
+        "num_samples": settings["num_samples"], **counts, "seconds": seconds, "wall_seconds": time.perf_counter() - clock,
+        "ranks": size}
     if device.type == "cuda":
         record["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
     else:
@@ -299,5 +371,41 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``invprob solve key=value ...``: 0 on success, 2 with one line on stderr for bad input."""
-    return run_app("config", run, argv)
+    """``invprob solve key=value ...``: 0 on success, 2 with one line on stderr for bad input.
+    Under ``torchrun`` the ranks share one run folder, which ``hydra.run.dir=`` must name; ranks
+    other than 0 write nothing there (no ``.hydra/``, no log)."""
+    import os
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if "-m" in argv or "--multirun" in argv:
+            if rank == 0:
+                print("error: a sweep (-m) cannot run under torchrun; run each cell as its own torchrun solve.",
+                      file=sys.stderr)
+            return 2
+        if not any(a.partition("=")[0].lstrip("+") == "hydra.run.dir" and "${" not in a for a in argv):
+            if rank == 0:
+                print("error: under torchrun every rank writes one run: name its folder with hydra.run.dir=<folder>.",
+                      file=sys.stderr)
+            return 2
+        if rank != 0:  # rank 0 writes the run folder and prints; the others' input is the same
+            import contextlib
+            import io
+
+            argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                code = run_app("config", run, argv)
+            return _leave_group(code)
+    return _leave_group(run_app("config", run, argv))
+
+
+def _leave_group(code: int) -> int:
+    """``code``, after leaving the torchrun process group if this process joined one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    return code
+
