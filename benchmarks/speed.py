@@ -1,0 +1,342 @@
+"""Speed and memory of every solver against the cost of its network, in one run on one machine.
+
+What it measures, every figure a ratio or a curve timed in the same run:
+
+* **overhead**: each solver preset's wall time ÷ (its NFE × the network's own time at the same
+  batch), the network timed alone at that batch — a forward pass, plus a backward pass when the
+  solver differentiates through the network (detected: a denoiser call whose input requires
+  grad). 1.0 is the network-cost limit; the rest is the solver's own arithmetic, operator calls
+  and Python. Steps are reduced (``STEPS``) so that every solver fits: the ratio is per network
+  call, the step count only sets how long it is averaged.
+* **against deepinv**: our DPS and ``deepinv.sampling.DPS`` (deepinv 0.5) on the same wrapped
+  network, problem, steps and batch: time ratio (ours ÷ theirs) and PSNR difference of one sample.
+* **batch scaling**: images per second of DPS for M × K = 1, 4, 16 (64 on GPU) rows in one batch
+  against the same rows solved one at a time.
+* **gradient checkpointing**: DPS with and without ``gradient_checkpointing`` (time; peak memory
+  on CUDA).
+* **memory** (CUDA only: ``torch.cuda.max_memory_allocated``): each solver's peak at its batch.
+* **quality per second**: PSNR of the posterior mean (2 samples) on Set12 crops against wall time
+  for DPS, DAPS, DiffPIR, DDNM+, ΠGDM and RED-Diff at three budgets (a Pareto plot).
+
+Settings: ``--quick`` (CPU; ``natural-gray`` at 64², random 70 % inpainting of Set12 centre crops,
+batch 8 = 2 measurements × 4 samples; a few minutes on 2 cores) and ``--full`` (GPU; ``natural-gray``
+at 256² and deepinv's ``DiffUNet`` in the FFHQ-256 ADM configuration with random weights,
+batch 16). Results: ``benchmarks/results/speed_<setting>.{json,md}`` and
+``speed_<setting>_pareto.png``, with the device, torch / deepinv versions and the commit.
+Nothing else may run on the machine while it times.
+
+Usage:
+    python benchmarks/speed.py --quick
+    python benchmarks/speed.py --full --device cuda        # benchmarks/gpu/speed.sh
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from invprob import Problem
+from invprob.evaluation import psnr, set12
+from invprob.noise import Gaussian
+from invprob.operators import Inpainting
+from invprob.registry import get_prior, get_solver
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIGMA_Y = 0.05
+# preset -> overrides reducing its steps (the overhead is per network call)
+STEPS = {
+    "dps": {"num_steps": 20}, "mcg": {"num_steps": 20}, "reddiff": {"num_steps": 20},
+    "daps": {"num_steps": 4, "ode_steps": 2, "langevin_steps": 20},
+    "daps-hmc-inpainting-random": {"num_steps": 4, "ode_steps": 2},
+    "diffpir-inpainting": {}, "ddnm": {"num_steps": 20}, "ddrm": {}, "pigdm": {"num_steps": 20},
+    "mmps": {"num_steps": 16}, "tds": {"num_steps": 20, "num_particles": 4},
+    "enkg": {"num_steps": 4, "ensemble_size": 8}, "tempered-smc": {"num_steps": 4, "langevin_steps": 5,
+                                                                   "num_particles": 8, "prior_steps": 10},
+}
+# Pareto: solver preset -> (three budgets as overrides)
+PARETO = {
+    "dps-inpainting": [{"num_steps": n} for n in (25, 50, 100)],
+    "daps": [{"num_steps": n, "ode_steps": 2, "langevin_steps": 20} for n in (5, 10, 20)],
+    "diffpir-inpainting": [{"num_steps": n} for n in (10, 20, 50)],
+    "ddnm": [{"num_steps": n} for n in (10, 25, 50)],
+    "pigdm": [{"num_steps": n} for n in (10, 25, 50)],
+    "reddiff": [{"num_steps": n} for n in (10, 25, 50)],
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeat: int = 1) -> float:
+    """Seconds of one call of ``fn`` (the best of ``repeat``, after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def network_seconds(prior, x_shape, rows: int, backward: bool, device: torch.device, cache: dict) -> float:
+    """One denoiser call on ``rows`` images at σ = 1 (with a backward pass to the input when
+    ``backward``), timed alone, memoised per ``(rows, backward)``."""
+    key = (rows, backward)
+    if key not in cache:
+        x = torch.randn((rows, *x_shape), device=device, dtype=prior.dtype)
+        sigma = torch.ones(rows, device=device, dtype=prior.dtype)
+
+        def call():
+            if backward:
+                xg = x.clone().requires_grad_(True)
+                torch.autograd.grad(prior.denoise(xg, sigma).sum(), xg)
+            else:
+                with torch.no_grad():
+                    prior.denoise(x, sigma)
+
+        with prior.suspend_denoise_hooks():
+            cache[key] = timed(call, device, repeat=3)
+    return cache[key]
+
+
+def problem_for(images: torch.Tensor, device: torch.device) -> Problem:
+    operator = Inpainting(tuple(images.shape[1:]), kind="random", missing=0.7, seed=0).to(device)
+    return Problem.simulate(operator, images.to(device), Gaussian(SIGMA_Y),
+                            generator=torch.Generator(device).manual_seed(0))
+
+
+def overhead_rows(prior, problem, num_samples: int, device: torch.device) -> dict:
+    cache: dict = {}
+    rows = {}
+    for preset, overrides in STEPS.items():
+        solver = get_solver(preset, **overrides)
+        grads = []
+        handle = prior.register_denoise_hook(lambda _p, x, _s: grads.append(x.requires_grad))
+        try:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            solver.solve(problem, prior, num_samples=num_samples, generator=0, progress=False)  # warm-up
+            grads.clear()
+            sync(device)
+            result = solver.solve(problem, prior, num_samples=num_samples, generator=0, progress=False)
+            sync(device)
+        except Exception as err:  # noqa: BLE001 — a row that cannot run says why
+            rows[preset] = {"error": " ".join(str(err).split())[:200]}
+            continue
+        finally:
+            handle.remove()
+        batch = result.state.x.shape[0]
+        backward = any(grads)
+        net = network_seconds(prior, problem.operator.x_shape, batch, backward, device, cache)
+        rows[preset] = {"overrides": overrides, "batch": batch, "nfe": result.nfe, "backward": backward,
+                        "seconds": result.seconds, "network_seconds": net,
+                        "overhead": result.seconds / (result.nfe * net) if result.nfe else None}
+        if device.type == "cuda":
+            rows[preset]["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+        print(f"{preset:28s} batch {batch:3d} NFE {result.nfe:4d} {'fwd+bwd' if backward else 'fwd    '} "
+              f"{result.seconds:7.2f}s  overhead {rows[preset]['overhead'] or float('nan'):.2f}", flush=True)
+    return rows
+
+
+def deepinv_row(prior, problem, truth, num_steps: int, device: torch.device) -> dict:
+    """Our DPS against deepinv's on the same network, problem, steps and batch (one sample each)."""
+    import deepinv
+
+    from invprob.operators import to_deepinv
+    from invprob.priors.deepinv_bridge import to_deepinv_denoiser
+
+    ours = get_solver("dps", num_steps=num_steps)
+    theirs = deepinv.sampling.DPS(to_deepinv_denoiser(prior), num_steps=num_steps, dtype=prior.dtype, device=device,
+                                  rng=torch.Generator(device).manual_seed(0), minus_one_one=False)
+    physics, y, x_shape = to_deepinv(problem.operator), problem.measurement, problem.operator.x_shape
+    out = {}
+    out["ours_seconds"] = timed(lambda: out.__setitem__("ours", ours.solve(problem, prior, num_samples=1, generator=0,
+                                                                          progress=False).samples[:, 0]), device)
+    out["deepinv_seconds"] = timed(lambda: out.__setitem__("theirs", theirs(y, physics, x_init=(len(y), *x_shape),
+                                                                           seed=0)), device)
+    p_ours = float(psnr(out.pop("ours").detach().cpu(), truth).mean())
+    p_theirs = float(psnr(out.pop("theirs").detach().cpu(), truth).mean())
+    row = {**out, "num_steps": num_steps, "batch": len(y), "psnr_ours": p_ours, "psnr_deepinv": p_theirs,
+           "time_ratio": out["ours_seconds"] / out["deepinv_seconds"], "psnr_difference": p_ours - p_theirs}
+    print(f"DPS vs deepinv: time ratio {row['time_ratio']:.2f}, PSNR {p_ours:.2f} vs {p_theirs:.2f}", flush=True)
+    return row
+
+
+def batch_scaling(prior, image: torch.Tensor, sizes: list[int], device: torch.device) -> dict:
+    """Images per second of DPS (20 steps) for ``n`` rows (n measurements × 1 sample) in one batch
+    and one at a time."""
+    solver = get_solver("dps", num_steps=20)
+    out = {}
+    for n in sizes:
+        problem = problem_for(image.expand(n, *image.shape[1:]).clone(), device)
+        together = timed(lambda: solver.solve(problem, prior, num_samples=1, generator=0, progress=False), device)
+        single = problem_for(image, device)
+        alone = timed(lambda: solver.solve(single, prior, num_samples=1, generator=0, progress=False), device) * n
+        out[n] = {"one_batch_images_per_second": n / together, "one_at_a_time_images_per_second": n / alone,
+                  "speedup": alone / together}
+        print(f"batch {n:3d}: {n / together:.2f} img/s in one batch, {n / alone:.2f} one at a time", flush=True)
+    return out
+
+
+def checkpointing(prior, problem, num_samples: int, device: torch.device) -> dict:
+    out = {}
+    for flag in (False, True):
+        solver = get_solver("dps", num_steps=20, gradient_checkpointing=flag)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        seconds = timed(lambda: solver.solve(problem, prior, num_samples=num_samples, generator=0, progress=False),
+                        device)
+        out["on" if flag else "off"] = {"seconds": seconds, **({"peak_memory_bytes": torch.cuda.max_memory_allocated(
+            device)} if device.type == "cuda" else {})}
+    out["time_ratio"] = out["on"]["seconds"] / out["off"]["seconds"]
+    if device.type == "cuda":
+        out["memory_ratio"] = out["off"]["peak_memory_bytes"] / out["on"]["peak_memory_bytes"]
+    print(f"gradient checkpointing: time x{out['time_ratio']:.2f}", flush=True)
+    return out
+
+
+def pareto(prior, images: torch.Tensor, device: torch.device) -> dict:
+    problem = problem_for(images, device)
+    out = {}
+    for preset, budgets in PARETO.items():
+        out[preset] = []
+        for overrides in budgets:
+            solver = get_solver(preset, **overrides)
+            sync(device)
+            result = solver.solve(problem, prior, num_samples=2, generator=0, progress=False)
+            sync(device)
+            value = float(psnr(result.samples.mean(1).detach().cpu(), images).mean())
+            out[preset].append({"overrides": overrides, "nfe": result.nfe, "seconds": result.seconds, "psnr": value})
+            print(f"{preset:20s} {overrides} PSNR {value:.2f} in {result.seconds:.1f}s", flush=True)
+    return out
+
+
+def plot(points: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for preset, rows in points.items():
+        ax.plot([r["seconds"] for r in rows], [r["psnr"] for r in rows], "o-", label=preset)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time of the solve (s)")
+    ax.set_ylabel("PSNR of the posterior mean (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Produced by `{report['command']}` on {report['device']} ({report['threads']} threads), torch "
+             f"{report['torch']}, deepinv {report['deepinv']}, commit {report['commit']}, {report['date']}. "
+             f"{report['network']}, {report['images']}; each figure below is a ratio or curve of this one run.", ""]
+    for network, section in report["networks"].items():
+        lines += [f"## {network}", "", "| solver (reduced steps) | batch | NFE | network pass | seconds | overhead |"
+                  + (" peak memory |" if report["device_type"] == "cuda" else ""),
+                  "|---|---|---|---|---|---|" + ("---|" if report["device_type"] == "cuda" else "")]
+        for preset, row in section["overhead"].items():
+            if "error" in row:
+                lines.append(f"| {preset} | | | | | failed: {row['error']} |")
+                continue
+            memory = f" {row['peak_memory_bytes'] / 2**30:.2f} GiB |" if "peak_memory_bytes" in row else ""
+            lines.append(f"| {preset} {row['overrides']} | {row['batch']} | {row['nfe']} | "
+                         f"{'fwd+bwd' if row['backward'] else 'fwd'} | {row['seconds']:.2f} | {row['overhead']:.2f} |{memory}")
+        d = section.get("deepinv")
+        if d:
+            lines += ["", f"DPS against deepinv's DPS ({d['num_steps']} steps, batch {d['batch']}): time ratio "
+                          f"{d['time_ratio']:.2f} (ours {d['ours_seconds']:.2f} s, deepinv {d['deepinv_seconds']:.2f} s); "
+                          f"PSNR {d['psnr_ours']:.2f} vs {d['psnr_deepinv']:.2f} dB (difference {d['psnr_difference']:+.2f})."]
+        b = section.get("batch_scaling")
+        if b:
+            lines += ["", "| rows | images/s in one batch | images/s one at a time | speed-up |", "|---|---|---|---|"]
+            lines += [f"| {n} | {r['one_batch_images_per_second']:.2f} | {r['one_at_a_time_images_per_second']:.2f} | "
+                      f"{r['speedup']:.2f} |" for n, r in b.items()]
+        c = section.get("checkpointing")
+        if c:
+            lines += ["", f"DPS with gradient checkpointing: {c['time_ratio']:.2f}× the time"
+                          + (f", {c['memory_ratio']:.2f}× lower peak memory." if "memory_ratio" in c else
+                             " (peak memory: CUDA only).")]
+        if section.get("pareto"):
+            lines += ["", f"Quality per second: `{section['pareto_plot']}` (PSNR of the mean of 2 samples, "
+                          f"{report['pareto_images']} images).", "", "| solver | budget | NFE | seconds | PSNR |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {p} | {r['overrides']} | {r['nfe']} | {r['seconds']:.2f} | {r['psnr']:.2f} |"
+                      for p, rows in section["pareto"].items() for r in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_true", help="CPU, natural-gray at 64²")
+    mode.add_argument("--full", action="store_true", help="GPU, natural-gray and DiffUNet (FFHQ-256) at 256²")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--image-size", type=int, default=None, help="override the setting's image side")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    setting = "quick" if args.quick else "full"
+    device = torch.device(args.device or ("cpu" if args.quick else "cuda"))
+    size = args.image_size or (64 if args.quick else 256)
+    measurements, num_samples = (2, 4) if args.quick else (4, 4)
+    sizes = [1, 4, 16] if args.quick else [1, 4, 16, 64]
+    top = (256 - size) // 2
+    gray = set12()[:, :, top:top + size, top:top + size]
+    networks = {"natural-gray": (get_prior("natural-gray").to(device), gray)}
+    if args.full:
+        from invprob.priors.adapters import VPPrior
+        from invprob.priors.adm import _ADMCall, build_adm
+        from invprob.sampling import ddpm_alphas_cumprod
+
+        torch.manual_seed(0)
+        unet = build_adm("ffhq").eval().requires_grad_(False)
+        adm = VPPrior(_ADMCall(unet), ddpm_alphas_cumprod(1000), prediction="epsilon", x_shape=(3, size, size),
+                      learn_sigma=True, clip_denoised=True).to(device)
+        networks["DiffUNet FFHQ-256 (random weights)"] = (adm, gray.expand(-1, 3, -1, -1).clone())
+    report = {"command": "python benchmarks/speed.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
+              platform.machine(), "device_type": device.type, "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "deepinv": __import__("deepinv").__version__,
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                       cwd=Path(__file__).parent).stdout.strip(),
+              "date": time.strftime("%Y-%m-%d"), "network": f"{size}² images", "pareto_images": 2,
+              "images": f"Set12 centre crops, random 70 % inpainting, σ_y = {SIGMA_Y}, batch {measurements} × "
+                        f"{num_samples}", "networks": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, (prior, images) in networks.items():
+        print(f"== {name}", flush=True)
+        problem = problem_for(images[:measurements], device)
+        section = {"overhead": overhead_rows(prior, problem, num_samples, device)}
+        one = problem_for(images[:measurements * num_samples], device)
+        section["deepinv"] = deepinv_row(prior, one, images[:measurements * num_samples], 20, device)
+        section["batch_scaling"] = batch_scaling(prior, images[:1], sizes, device)
+        section["checkpointing"] = checkpointing(prior, problem, num_samples, device)
+        if name == "natural-gray":
+            section["pareto"] = pareto(prior, images[:2], device)
+            section["pareto_plot"] = f"speed_{setting}_pareto.png"
+            plot(section["pareto"], args.out / section["pareto_plot"], f"{report['device']}: {report['images']}")
+        report["networks"][name] = section
+    (args.out / f"speed_{setting}.json").write_text(json.dumps(report, indent=1))
+    (args.out / f"speed_{setting}.md").write_text(markdown(report))
+    print(args.out / f"speed_{setting}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
