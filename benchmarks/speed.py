@@ -15,6 +15,9 @@ What it measures, every figure a ratio or a curve timed in the same run:
 * **gradient checkpointing**: DPS with and without ``gradient_checkpointing`` (time; peak memory
   on CUDA).
 * **memory** (CUDA only: ``torch.cuda.max_memory_allocated``): each solver's peak at its batch.
+* **precision and layout**: DPS (20 steps) on ``natural-gray`` with the network in bf16, in
+  ``channels_last`` and (``--full``) under ``torch.compile`` (:func:`invprob.priors.loading.set_network_options`;
+  the solver state stays float32): time ratio to float32 and PSNR difference of the same sample.
 * **quality per second**: PSNR of the posterior mean (2 samples) on Set12 crops against wall time
   for DPS, DAPS, DiffPIR, DDNM+, ΠGDM and RED-Diff at three budgets (a Pareto plot).
 
@@ -207,6 +210,33 @@ def checkpointing(prior, problem, num_samples: int, device: torch.device) -> dic
     return out
 
 
+def network_options(problem, truth: torch.Tensor, num_samples: int, device: torch.device, compile_too: bool) -> dict:
+    """DPS (20 steps) on ``natural-gray`` built with each network option, against float32."""
+    options = {"float32": {}, "bf16": {"dtype": "bfloat16"}, "channels_last": {"channels_last": True}}
+    if compile_too:
+        options["compile"] = {"compile": True}
+    solver = get_solver("dps", num_steps=20)
+    out = {}
+    for label, kwargs in options.items():
+        prior = get_prior("natural-gray", **kwargs).to(device)
+        holder = {}
+        try:
+            seconds = timed(lambda: holder.__setitem__("r", solver.solve(problem, prior, num_samples=num_samples,
+                                                                          generator=0, progress=False)), device)
+        except Exception as err:  # noqa: BLE001 — an option this machine lacks says why
+            out[label] = {"error": " ".join(str(err).split())[:200]}
+            continue
+        mean = holder["r"].samples.mean(1).detach().cpu().float()
+        out[label] = {"seconds": seconds, "psnr": float(psnr(mean, truth).mean())}
+    base = out["float32"]
+    for row in out.values():
+        if "seconds" in row:
+            row["time_ratio"], row["psnr_difference"] = row["seconds"] / base["seconds"], row["psnr"] - base["psnr"]
+    print("network options: " + ", ".join(f"{k} x{v['time_ratio']:.2f} ({v['psnr_difference']:+.2f} dB)"
+                                          for k, v in out.items() if "seconds" in v), flush=True)
+    return out
+
+
 def pareto(prior, images: torch.Tensor, device: torch.device) -> dict:
     problem = problem_for(images, device)
     out = {}
@@ -272,6 +302,12 @@ def markdown(report: dict) -> str:
             lines += ["", f"DPS with gradient checkpointing: {c['time_ratio']:.2f}× the time"
                           + (f", {c['memory_ratio']:.2f}× lower peak memory." if "memory_ratio" in c else
                              " (peak memory: CUDA only).")]
+        o = section.get("options")
+        if o:
+            lines += ["", "| network option (DPS, 20 steps) | seconds | time ratio | PSNR difference |", "|---|---|---|---|"]
+            lines += [f"| {k} | failed: {v['error']} | | |" if "error" in v else
+                      f"| {k} | {v['seconds']:.2f} | {v['time_ratio']:.2f} | {v['psnr_difference']:+.2f} dB |"
+                      for k, v in o.items()]
         if section.get("pareto"):
             lines += ["", f"Quality per second: `{section['pareto_plot']}` (PSNR of the mean of 2 samples, "
                           f"{report['pareto_images']} images).", "", "| solver | budget | NFE | seconds | PSNR |",
@@ -328,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         section["batch_scaling"] = batch_scaling(prior, images[:1], sizes, device)
         section["checkpointing"] = checkpointing(prior, problem, num_samples, device)
         if name == "natural-gray":
+            section["options"] = network_options(problem, images[:measurements], num_samples, device, args.full)
             section["pareto"] = pareto(prior, images[:2], device)
             section["pareto_plot"] = f"speed_{setting}_pareto.png"
             plot(section["pareto"], args.out / section["pareto_plot"], f"{report['device']}: {report['images']}")
