@@ -185,3 +185,25 @@ def test_torchrun_two_gloo_ranks_give_the_single_process_samples(tmp_path):
     unnamed = subprocess.run(torchrun + [*FAST, "input=truths"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=600, env=env)
     assert unnamed.returncode != 0 and "hydra.run.dir" in unnamed.stderr
+
+
+def test_a_submitit_job_of_two_tasks_shards_the_solve_like_torchrun(tmp_path):
+    # the Slurm preset's path (srun starts one task per rank), run by submitit's local executor
+    import torch
+
+    from invprob.io import save_image
+
+    folder = tmp_path / "truths"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(2)
+    for i in range(3):
+        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+    single = invprob(["solve", *FAST, "input=truths", "hydra.run.dir=single"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    proc = invprob(["solve", "-m", *FAST, "input=truths", "hydra.sweep.dir=sweep", "hydra/launcher=submitit_local",
+                    "hydra.launcher.timeout_min=5", "hydra.launcher.tasks_per_node=2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (metrics,) = (tmp_path / "sweep").glob("*/metrics.json")
+    assert json.loads(metrics.read_text())["ranks"] == 2
+    a, b = np.load(tmp_path / "single" / "samples.npy"), np.load(metrics.parent / "samples.npy")
+    assert np.allclose(a, b, atol=1e-12)

@@ -51,6 +51,22 @@ def _device(value: Any) -> torch.device:
     return device
 
 
+def _submitit_ranks() -> None:
+    """Inside a submitit job of several tasks (``hydra/launcher=slurm`` with
+    ``hydra.launcher.tasks_per_node`` or ``nodes`` > 1; ``srun`` starts one task per rank), export
+    the torch.distributed variables (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` …) that ``torchrun``
+    would set, so that the tasks shard the solve like torchrun ranks."""
+    import os
+
+    if "WORLD_SIZE" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    import submitit
+    from submitit.helpers import TorchDistributedEnvironment
+
+    if submitit.JobEnvironment().num_tasks > 1:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def world(device: torch.device) -> tuple[int, int]:
     """``(rank, world size)``: under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is
     initialised once (NCCL on CUDA, gloo on CPU); ``(0, 1)`` otherwise."""
@@ -298,6 +314,7 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         from hydra.core.hydra_config import HydraConfig
 
         choices = dict(HydraConfig.get().runtime.choices)
+    _submitit_ranks()
     settings = _settings(cfg)
     request = _request(cfg, choices)
     dtype, device = settings["dtype"], settings["device"]
