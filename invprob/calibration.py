@@ -17,7 +17,9 @@ pairs alone:
   ``u`` (over pairs and pixels, or projections) to U(0, 1), lower is better;
 * ``"combined"`` (default): the best PSNR among the candidates whose 90 % coverage — the
   fraction of ``u`` in [0.05, 0.95], 0.90 when calibrated — lies within ``tolerance`` (0.05) of
-  0.90; if none does, the candidate closest to that band.
+  0.90; if none does, the best PSNR less 1 dB per 0.05 of coverage outside that band
+  (:data:`COVERAGE_PENALTY_DB`), so that neither samples far too narrow nor diverged ones (whose
+  spread covers the truth by accident) are chosen.
 
 The search (:func:`search`) is a coarse grid over each hyper-parameter's range in turn (the
 others held at their best so far), then a golden-section refinement of each around its best
@@ -51,9 +53,12 @@ from .priors.base import Prior
 from .problem import Problem
 from .solvers.base import Solver, Tunable
 
-__all__ = ["calibrate", "Calibration", "Candidate", "search", "score", "pit", "image_crops", "CRITERIA"]
+__all__ = ["calibrate", "Calibration", "Candidate", "search", "score", "pit", "image_crops", "CRITERIA",
+           "COVERAGE_PENALTY_DB"]
 
 CRITERIA = ("combined", "psnr", "calibration")
+#: dB taken off a candidate's PSNR per unit of 90 % coverage outside the band, when no candidate is in it
+COVERAGE_PENALTY_DB = 20.0
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...
 
 
@@ -91,8 +96,8 @@ def score(candidate: Candidate, criterion: str = "combined", tolerance: float = 
         return (0.0, candidate.psnr)
     if criterion == "calibration":
         return (0.0, -candidate.ks)
-    gap = abs(candidate.coverage - 0.9)
-    return (1.0, candidate.psnr) if gap <= tolerance + 1e-12 else (0.0, -gap)
+    outside = abs(candidate.coverage - 0.9) - tolerance
+    return (1.0, candidate.psnr) if outside <= 1e-12 else (0.0, candidate.psnr - COVERAGE_PENALTY_DB * outside)
 
 
 def pit(samples: Tensor, truth: Tensor, projections: int | None = None,

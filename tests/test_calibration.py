@@ -199,3 +199,18 @@ def test_a_latent_prior_is_calibrated_on_decoded_images():
     cal = invprob.calibrate("stsl", bed.problem.operator, bed.problem.noise, bed.prior, overrides={"num_steps": 10},
                             tunables=["omega"], budget=2, num_pairs=3, num_samples=2, progress=False)
     assert len(cal.candidates) == 2 and all(c.error is None and math.isfinite(c.psnr) for c in cal.candidates)
+
+
+def test_combined_prefers_the_band_then_penalises_coverage_outside_it():
+    from invprob.calibration import score
+
+    inside = Candidate(params={}, psnr=20.0, coverage=0.87)
+    sharper = Candidate(params={}, psnr=21.0, coverage=0.80)
+    assert score(inside) > score(sharper)  # in the band beats any PSNR outside it
+    # none in the band: a diverged setting whose wide spread happens to cover the truth better
+    # loses to an accurate one that is too narrow
+    diverged = Candidate(params={}, psnr=-30.0, coverage=0.58)
+    narrow = Candidate(params={}, psnr=28.0, coverage=0.52)
+    assert score(narrow) > score(diverged)
+    assert score(Candidate(params={}, psnr=28.0, coverage=0.70)) > score(narrow)
+    assert score(Candidate(params={}, error="diverged")) < score(diverged)
