@@ -109,15 +109,26 @@ def randn_slice(seeds: Tensor | Sequence[int], step: int, shape: Sequence[int], 
     pairs = (n + 1) // 2
     salt = _to_signed(mix(step, stream))
     keys = _splitmix64_tensor(_splitmix64_tensor(seeds) ^ salt)  # (B,)
-    index = torch.arange(start, stop, dtype=torch.int64, device=device)
-    # element k < pairs is r(u_k) cos(2π u_{pairs+k}); element k ≥ pairs is r(u_p) sin(2π u_{pairs+p}), p = k − pairs
-    first = index < pairs
-    p = torch.where(first, index, index - pairs)
+    out = torch.empty((seeds.shape[0], stop - start), dtype=dtype, device=device)
+    # element k < pairs is r(u_k) cos(2π u_{pairs+k}); element k ≥ pairs is r(u_p) sin(2π u_{pairs+p}), p = k − pairs.
+    # Computed in pieces of at most CHUNK_ELEMENTS values (element-wise, so bit-identical to one piece),
+    # which bounds the int64 / float64 temporaries whatever the batch and the image size.
+    width = max(1, CHUNK_ELEMENTS // max(1, seeds.shape[0]))
+    for cut in (range(start, min(stop, pairs), width), range(max(start, pairs), stop, width)):
+        for a in cut:
+            b = min(a + width, pairs if a < pairs else stop, stop)
+            p = torch.arange(a, b, dtype=torch.int64, device=device) - (pairs if a >= pairs else 0)
+            radius = (-2.0 * _uniform(keys, p).log()).sqrt()
+            angle = 2.0 * math.pi * _uniform(keys, pairs + p)
+            out[:, a - start:b - start] = radius * (angle.cos() if a < pairs else angle.sin())
+    return out
 
-    def uniform(counter: Tensor) -> Tensor:
-        bits = _splitmix64_tensor(keys[:, None] ^ _splitmix64_tensor(counter)[None])  # (B, len)
-        return (_srl(bits, 11).to(torch.float64) + 0.5) / float(1 << 53)  # in (0, 1)
 
-    radius = (-2.0 * uniform(p).log()).sqrt()
-    angle = 2.0 * math.pi * uniform(pairs + p)
-    return (radius * torch.where(first, angle.cos(), angle.sin())).to(dtype)
+#: the most values :func:`randn_slice` computes at once (bounds its temporaries: ~8 MiB each)
+CHUNK_ELEMENTS = 1 << 20
+
+
+def _uniform(keys: Tensor, counter: Tensor) -> Tensor:
+    """Uniform (0, 1) float64 ``(B, len)`` from the row keys ``(B,)`` and element counters ``(len,)``."""
+    bits = _splitmix64_tensor(keys[:, None] ^ _splitmix64_tensor(counter)[None])
+    return (_srl(bits, 11).to(torch.float64) + 0.5) / float(1 << 53)

@@ -67,3 +67,20 @@ def test_solve_each_gives_each_measurement_its_own_seed():
     shared = solver.solve(problem, prior, num_samples=1, generator=0, progress=False).samples
     assert torch.allclose(each.samples[:1], shared[:1], atol=1e-10)  # seed 0 is the batch's
     assert not torch.allclose(each.samples[1:], shared[1:], atol=1e-3)  # seed 1 is not
+
+
+def test_a_draw_computed_in_pieces_is_bit_identical(monkeypatch):
+    """randn_slice bounds its temporaries by computing CHUNK_ELEMENTS values at a time; the pieces
+    (cut inside the cosine half, at the cos/sin boundary and inside the sine half) give the draw
+    of one piece bit for bit, in float64."""
+    from invprob import streams
+
+    seeds = streams.sample_seeds(5, 2, 3)
+    shape = (3, 21, 19)  # odd sizes: pairs and rows that do not divide the pieces
+    whole = streams.randn(seeds, 4, shape, stream=2, dtype=torch.float64)
+    monkeypatch.setattr(streams, "CHUNK_ELEMENTS", 6 * 97)
+    pieces = streams.randn(seeds, 4, shape, stream=2, dtype=torch.float64)
+    assert torch.equal(whole, pieces)
+    n = whole[0].numel()
+    assert torch.equal(streams.randn_slice(seeds, 4, shape, 100, n - 3, stream=2, dtype=torch.float64),
+                       whole.flatten(1)[:, 100:n - 3])
