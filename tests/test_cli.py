@@ -14,6 +14,18 @@ def invprob(args, cwd):
                           timeout=600)
 
 
+def write_truths(folder, seed: int, count: int = 3):
+    """``count`` random 1×8×8 images in [-1, 1] as PNGs in ``folder`` (one measurement each)."""
+    import torch
+
+    from invprob.io import save_image
+
+    folder.mkdir()
+    g = torch.Generator().manual_seed(seed)
+    for i in range(count):
+        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+
+
 def test_solve_writes_the_promised_files(tmp_path):
     proc = invprob(["solve", *FAST, "hydra.run.dir=run"], tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -142,15 +154,7 @@ def test_multirun_through_submitit_local_launcher_and_slurm_preset(tmp_path):
 
 
 def test_folder_input_and_batch_size_give_the_same_samples(tmp_path):
-    import torch
-
-    from invprob.io import save_image
-
-    folder = tmp_path / "truths"
-    folder.mkdir()
-    g = torch.Generator().manual_seed(0)
-    for i in range(3):
-        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+    write_truths(tmp_path / "truths", seed=0)
     whole = invprob(["solve", *FAST, "input=truths", "hydra.run.dir=whole"], tmp_path)
     assert whole.returncode == 0, whole.stderr
     parts = invprob(["solve", *FAST, "input=truths", "batch_size=2", "hydra.run.dir=parts"], tmp_path)
@@ -160,15 +164,7 @@ def test_folder_input_and_batch_size_give_the_same_samples(tmp_path):
 
 
 def test_torchrun_two_gloo_ranks_give_the_single_process_samples(tmp_path):
-    import torch
-
-    from invprob.io import save_image
-
-    folder = tmp_path / "truths"
-    folder.mkdir()
-    g = torch.Generator().manual_seed(1)
-    for i in range(3):  # 3 measurements on 2 ranks: shards of 2 and 1
-        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+    write_truths(tmp_path / "truths", seed=1)
     single = invprob(["solve", *FAST, "input=truths", "hydra.run.dir=single"], tmp_path)
     assert single.returncode == 0, single.stderr
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -189,15 +185,7 @@ def test_torchrun_two_gloo_ranks_give_the_single_process_samples(tmp_path):
 
 def test_a_submitit_job_of_two_tasks_shards_the_solve_like_torchrun(tmp_path):
     # the Slurm preset's path (srun starts one task per rank), run by submitit's local executor
-    import torch
-
-    from invprob.io import save_image
-
-    folder = tmp_path / "truths"
-    folder.mkdir()
-    g = torch.Generator().manual_seed(2)
-    for i in range(3):
-        save_image(torch.rand(1, 8, 8, generator=g) * 2 - 1, folder / f"{i}.png")
+    write_truths(tmp_path / "truths", seed=2)
     single = invprob(["solve", *FAST, "input=truths", "hydra.run.dir=single"], tmp_path)
     assert single.returncode == 0, single.stderr
     proc = invprob(["solve", "-m", *FAST, "input=truths", "hydra.sweep.dir=sweep", "hydra/launcher=submitit_local",
