@@ -8,8 +8,8 @@ What it measures, every figure a ratio or a curve timed in the same run:
   grad). 1.0 is the network-cost limit; the rest is the solver's own arithmetic, operator calls
   and Python. Steps are reduced (``STEPS``) so that every solver fits: the ratio is per network
   call, the step count only sets how long it is averaged.
-* **against deepinv**: our DPS and ``deepinv.sampling.DPS`` (deepinv 0.5) on the same wrapped
-  network, problem, steps and batch: time ratio (ours ÷ theirs) and PSNR difference of one sample.
+* **against deepinv**: our DPS, DiffPIR and DDRM and deepinv 0.5's (``deepinv.sampling``) on the
+  same wrapped network, problem, steps and batch: time ratio (ours ÷ theirs) and PSNR of one sample.
 * **batch scaling**: images per second of DPS for M × K = 1, 4, 16 (64 on GPU) rows in one batch
   against the same rows solved one at a time.
 * **gradient checkpointing**: DPS with and without ``gradient_checkpointing`` (time; peak memory
@@ -51,6 +51,7 @@ from invprob.evaluation import psnr, set12
 from invprob.noise import Gaussian
 from invprob.operators import Inpainting
 from invprob.registry import get_prior, get_solver
+from restoration_set12 import run_deepinv  # benchmarks/restoration_set12.py, beside this script
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIGMA_Y = 0.05
@@ -153,28 +154,26 @@ def overhead_rows(prior, problem, num_samples: int, device: torch.device) -> dic
     return rows
 
 
-def deepinv_row(prior, problem, truth, num_steps: int, device: torch.device) -> dict:
-    """Our DPS against deepinv's on the same network, problem, steps and batch (one sample each)."""
-    import deepinv
-
-    from invprob.operators import to_deepinv
-    from invprob.priors.deepinv_bridge import to_deepinv_denoiser
-
-    ours = get_solver("dps", num_steps=num_steps)
-    theirs = deepinv.sampling.DPS(to_deepinv_denoiser(prior), num_steps=num_steps, dtype=prior.dtype, device=device,
-                                  rng=torch.Generator(device).manual_seed(0), minus_one_one=False)
-    physics, y, x_shape = to_deepinv(problem.operator), problem.measurement, problem.operator.x_shape
+def deepinv_rows(prior, problem, truth, device: torch.device) -> dict:
+    """Our DPS (20 steps), DiffPIR and DDRM (their inpainting presets) against deepinv's samplers on
+    the same network, problem, steps and batch (one sample per measurement), each in the units
+    deepinv expects (``restoration_set12.run_deepinv``); the second of two runs is timed."""
+    pairs = {"dps": ("dps", {"num_steps": 20}), "diffpir": ("diffpir-inpainting", {}), "ddrm": ("ddrm", {})}
     out = {}
-    out["ours_seconds"] = timed(lambda: out.__setitem__("ours", ours.solve(problem, prior, num_samples=1, generator=0,
-                                                                          progress=False).samples[:, 0]), device)
-    out["deepinv_seconds"] = timed(lambda: out.__setitem__("theirs", theirs(y, physics, x_init=(len(y), *x_shape),
-                                                                           seed=0)), device)
-    p_ours = float(psnr(out.pop("ours").detach().cpu(), truth).mean())
-    p_theirs = float(psnr(out.pop("theirs").detach().cpu(), truth).mean())
-    row = {**out, "num_steps": num_steps, "batch": len(y), "psnr_ours": p_ours, "psnr_deepinv": p_theirs,
-           "time_ratio": out["ours_seconds"] / out["deepinv_seconds"], "psnr_difference": p_ours - p_theirs}
-    print(f"DPS vs deepinv: time ratio {row['time_ratio']:.2f}, PSNR {p_ours:.2f} vs {p_theirs:.2f}", flush=True)
-    return row
+    for kind, (preset, overrides) in pairs.items():
+        ours = get_solver(preset, **overrides)
+        steps = overrides.get("num_steps", ours.num_steps)
+        runs = [ours.solve(problem, prior, num_samples=1, generator=0, progress=False) for _ in range(2)]
+        theirs = [run_deepinv(kind, problem, prior, {"diffpir": preset}, num_steps=steps) for _ in range(2)]
+        p_ours = float(psnr(runs[1].samples[:, 0].detach().cpu(), truth).mean())
+        p_theirs = float(psnr(theirs[1].samples[:, 0].detach().cpu().float(), truth).mean())
+        out[kind] = {"preset": preset, "num_steps": steps, "batch": problem.num_measurements,
+                     "ours_seconds": runs[1].seconds, "deepinv_seconds": theirs[1].seconds,
+                     "time_ratio": runs[1].seconds / theirs[1].seconds, "psnr_ours": p_ours, "psnr_deepinv": p_theirs,
+                     "psnr_difference": p_ours - p_theirs}
+        print(f"{kind} vs deepinv: time ratio {out[kind]['time_ratio']:.2f}, PSNR {p_ours:.2f} vs {p_theirs:.2f}",
+              flush=True)
+    return out
 
 
 def batch_scaling(prior, image: torch.Tensor, sizes: list[int], device: torch.device) -> dict:
@@ -289,9 +288,10 @@ def markdown(report: dict) -> str:
                          f"{'fwd+bwd' if row['backward'] else 'fwd'} | {row['seconds']:.2f} | {row['overhead']:.2f} |{memory}")
         d = section.get("deepinv")
         if d:
-            lines += ["", f"DPS against deepinv's DPS ({d['num_steps']} steps, batch {d['batch']}): time ratio "
-                          f"{d['time_ratio']:.2f} (ours {d['ours_seconds']:.2f} s, deepinv {d['deepinv_seconds']:.2f} s); "
-                          f"PSNR {d['psnr_ours']:.2f} vs {d['psnr_deepinv']:.2f} dB (difference {d['psnr_difference']:+.2f})."]
+            lines += ["", "| against deepinv (same network, problem, steps, batch) | steps | ours (s) | deepinv (s) | "
+                          "time ratio | PSNR ours / deepinv |", "|---|---|---|---|---|---|"]
+            lines += [f"| {k} ({r['preset']}) | {r['num_steps']} | {r['ours_seconds']:.2f} | {r['deepinv_seconds']:.2f} | "
+                      f"{r['time_ratio']:.2f} | {r['psnr_ours']:.2f} / {r['psnr_deepinv']:.2f} |" for k, r in d.items()]
         b = section.get("batch_scaling")
         if b:
             lines += ["", "| rows | images/s in one batch | images/s one at a time | speed-up |", "|---|---|---|---|"]
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = problem_for(images[:measurements], device)
         section = {"overhead": overhead_rows(prior, problem, num_samples, device)}
         one = problem_for(images[:measurements * num_samples], device)
-        section["deepinv"] = deepinv_row(prior, one, images[:measurements * num_samples], 20, device)
+        section["deepinv"] = deepinv_rows(prior, one, images[:measurements * num_samples], device)
         section["batch_scaling"] = batch_scaling(prior, images[:1], sizes, device)
         section["checkpointing"] = checkpointing(prior, problem, num_samples, device)
         if name == "natural-gray":
