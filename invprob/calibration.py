@@ -481,7 +481,11 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
         raise InputError(f"`truths` holds {truths.shape[0]} images but `num_pairs` is {num_pairs}.")
     truths = truths[:num_pairs].to(device=prior.device, dtype=prior.dtype)
     problem = Problem.simulate(operator, truths, noise, generator=torch.Generator(prior.device).manual_seed(int(seed)))
-    base.check(problem, prior)  # a problem the solver cannot handle: one error now, not a failed search
+    # what the solver cannot handle at any setting (capabilities, shapes, dtypes): one error now, not a
+    # failed search; the checks of a setting (e.g. DAPS's step stability) are left to the candidates
+    from .solvers.latent import LatentSolver
+
+    Solver.check(base, base._latent(problem, prior) if isinstance(base, LatentSolver) else problem, prior)
 
     setup = _setup(solver=solver, preset=registry.load_preset("solvers", solver), overrides=overrides,
                    problem=describe, num_pairs=num_pairs, num_samples=num_samples, seed=seed, projections=projections,

@@ -214,3 +214,12 @@ def test_combined_prefers_the_band_then_penalises_coverage_outside_it():
     assert score(narrow) > score(diverged)
     assert score(Candidate(params={}, psnr=28.0, coverage=0.70)) > score(narrow)
     assert score(Candidate(params={}, error="diverged")) < score(diverged)
+
+
+def test_a_preset_refused_at_its_own_step_is_calibrated_to_a_stable_one():
+    # DAPS's paper lr is unstable for this Gaussian matrix (refused at init); smaller ones are not
+    prior, problem, _ = make_problem("gaussian_matrix", seed=20)
+    cal = invprob.calibrate("daps", problem.operator, problem.noise, prior, tunables=["lr"], budget=3, grid=3,
+                            num_pairs=2, num_samples=2, overrides={"num_steps": 3, "langevin_steps": 3}, progress=False)
+    assert cal.candidates[0].error and "unstable" in cal.candidates[0].error
+    assert cal.chosen.error is None and cal.best["lr"] < cal.start["lr"]
