@@ -24,6 +24,8 @@ Command of the committed results: ``python benchmarks/calibration_gmm.py`` (writ
 Usage:
     python benchmarks/calibration_gmm.py [--seeds 20 21 22] [--families smooth anisotropic] [--solvers dps ...]
         (a cell run again with other --solvers gains their rows)
+    python benchmarks/calibration_gmm.py --seeds 21 --families smooth --json part.json   # one of several processes
+    python benchmarks/calibration_gmm.py --merge-from part.json                          # then into the results
     python benchmarks/calibration_gmm.py --render
 """
 
@@ -92,7 +94,7 @@ def cell(family: str, problem_name: str, seed: int, solvers: list[str]) -> dict:
 
 
 def render() -> str:
-    data = json.loads(OUT.read_text())
+    data = json.loads(OUT.read_text())  # the committed results file
     cells = data["cells"]
     columns = [(f, p) for f in FAMILIES for p in PROBLEMS if any(k.startswith(f"{f}/{p}/") for k in cells)]
     labels: list[str] = []
@@ -136,13 +138,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
     parser.add_argument("--solvers", nargs="+", default=DEFAULT_SOLVERS, choices=list(SOLVERS))
     parser.add_argument("--note", default="")
+    parser.add_argument("--json", type=Path, default=OUT, help="the results file (default: the committed one)")
+    parser.add_argument("--merge-from", type=Path, nargs="+", default=[],
+                        help="add the cells and runs of these results files (runs split over processes)")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args(argv)
+    out = args.json
     if args.render:
         (RESULTS / "calibration_gmm.md").write_text(render())
         print(RESULTS / "calibration_gmm.md")
         return 0
-    data = json.loads(OUT.read_text()) if OUT.is_file() else {"num_samples": NUM_SAMPLES, "cells": {}, "runs": []}
+    data = json.loads(out.read_text()) if out.is_file() else {"num_samples": NUM_SAMPLES, "cells": {}, "runs": []}
+    if args.merge_from:
+        for path in args.merge_from:
+            other = json.loads(path.read_text())
+            data["cells"].update(other["cells"])
+            data["runs"] += other["runs"]
+        out.write_text(json.dumps(data, indent=1))
+        return 0
     command = "python benchmarks/calibration_gmm.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     run_record = {"command": command.strip(), "machine": platform.processor() or platform.machine(),
                   "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -161,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 data["cells"][key] = {"calibrations": {**done["calibrations"], **new["calibrations"]},
                                       "rows": {**done["rows"], **new["rows"]}}
                 run_record["seconds"] += time.perf_counter() - start
-                OUT.write_text(json.dumps(data, indent=1))
+                out.write_text(json.dumps(data, indent=1))
     return 0
 
 
