@@ -107,6 +107,9 @@ def render() -> str:
              "on that seed's prior and operator from simulated pairs only. Produced by:", ""]
     lines += [f"- `{r['command']}` ({r['machine']}, {r['threads']} thread(s), {r['date']}, {round(r['seconds'] / 60)} min"
               f"{'; ' + r['note'] if r.get('note') else ''})" for r in data["runs"]]
+    if any("--json" in r["command"] for r in data["runs"]):
+        lines.append("- `python benchmarks/calibration_gmm.py --merge-from <file>` for each run above that wrote its "
+                     "own `--json` file")
     lines += ["- `python benchmarks/calibration_gmm.py --render`", "",
               "| solver | " + " | ".join(f"{f} · {p}" for f, p in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for label in labels:
