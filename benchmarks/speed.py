@@ -336,14 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     gray = set12()[:, :, top:top + size, top:top + size]
     networks = {"natural-gray": (get_prior("natural-gray").to(device), gray)}
     if args.full:
-        from invprob.priors.adapters import VPPrior
-        from invprob.priors.adm import _ADMCall, build_adm
-        from invprob.sampling import ddpm_alphas_cumprod
+        from invprob.priors.adm import adm_prior, build_adm
 
         torch.manual_seed(0)
-        unet = build_adm("ffhq").eval().requires_grad_(False)
-        adm = VPPrior(_ADMCall(unet), ddpm_alphas_cumprod(1000), prediction="epsilon", x_shape=(3, size, size),
-                      learn_sigma=True, clip_denoised=True).to(device)
+        adm = adm_prior(build_adm("ffhq"), size, clip_denoised=True).to(device)
         networks["DiffUNet FFHQ-256 (random weights)"] = (adm, gray.expand(-1, 3, -1, -1).clone())
     report = {"command": "python benchmarks/speed.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or

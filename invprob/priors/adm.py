@@ -25,7 +25,7 @@ from .adapters import VPPrior
 from ..errors import CheckpointError
 from .loading import load_state_dict
 
-__all__ = ["ADM_VARIANTS", "build_adm", "load_adm"]
+__all__ = ["ADM_VARIANTS", "build_adm", "load_adm", "adm_prior"]
 
 # variant -> DiffUNet's large_model flag (deepinv's two configurations match the two checkpoints)
 ADM_VARIANTS = {"ffhq": False, "imagenet": True}
@@ -83,8 +83,13 @@ def load_adm(path: str | Path, variant: str = "ffhq", sha256: str | None = None,
                               f"{len(wrong)} keys (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} vs "
                               f"{tuple(expected[wrong[0]].shape)}).")
     unet.load_state_dict(state, strict=True)
+    return adm_prior(unet, image_size, clip_denoised)
+
+
+def adm_prior(unet: nn.Module, image_size: int | None = 256, clip_denoised: bool = False) -> VPPrior:
+    """An ADM UNet (:func:`build_adm`; random weights serve for timing) as a :class:`VPPrior`:
+    ε-prediction, guided-diffusion's linear β from 1e-4 to 0.02 over 1000 steps, learned σ dropped."""
     unet.eval().requires_grad_(False)
-    # guided-diffusion's default schedule: linear β from 1e-4 to 0.02 over 1000 steps
     abar = sampling.ddpm_alphas_cumprod(1000, 1e-4, 0.02)
     x_shape = (3, image_size, image_size) if image_size is not None else None
     prior = VPPrior(_ADMCall(unet), abar, prediction="epsilon", x_shape=x_shape, learn_sigma=True,
