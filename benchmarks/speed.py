@@ -252,6 +252,11 @@ def pareto(prior, images: torch.Tensor, device: torch.device) -> dict:
     return out
 
 
+def pareto_title(report: dict) -> str:
+    return (f"{report['device']}, {report['network']}: Set12 centre crops, random 70 % inpainting, "
+            f"{report['pareto_images']} images × 2 samples")
+
+
 def plot(points: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -363,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             section["options"] = network_options(problem, images[:measurements], num_samples, device, args.full)
             section["pareto"] = pareto(prior, images[:2], device)
             section["pareto_plot"] = f"speed_{setting}_pareto.png"
-            plot(section["pareto"], args.out / section["pareto_plot"], f"{report['device']}: {report['images']}")
+            plot(section["pareto"], args.out / section["pareto_plot"], pareto_title(report))
         report["networks"][name] = section
     (args.out / f"speed_{setting}.json").write_text(json.dumps(report, indent=1))
     (args.out / f"speed_{setting}.md").write_text(markdown(report))
