@@ -73,7 +73,7 @@ class DiffPIR(Solver):
     """
 
     requires = ("linear", "gaussian_noise")
-    tunables = {"lambda_": Tunable(factor=10.0), "zeta": Tunable(scale="linear", width=0.3, bounds=(0.0, 1.0))}
+    tunables = {"lambda_": Tunable(factor=10.0), "zeta": Tunable(scale="linear", width=0.7, bounds=(0.0, 1.0))}
 
     def __init__(self, lambda_: float = 7.0, zeta: float = 0.3, num_steps: int = 100, num_timesteps: int = 1000,
                  beta_start: float = 1e-4, beta_end: float = 0.02, noise_sigma: float | None = None) -> None:
