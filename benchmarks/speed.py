@@ -9,7 +9,8 @@ What it measures, every figure a ratio or a curve timed in the same run:
   and Python. Steps are reduced (``STEPS``) so that every solver fits: the ratio is per network
   call, the step count only sets how long it is averaged.
 * **against deepinv**: our DPS, DiffPIR and DDRM and deepinv 0.5's (``deepinv.sampling``) on the
-  same wrapped network, problem, steps and batch: time ratio (ours ÷ theirs) and PSNR of one sample.
+  same wrapped network, problem, steps and batch: time ratio (ours ÷ theirs), also per network call
+  (deepinv's calls counted: its DPS makes one fewer than its step count), and PSNR of one sample.
 * **batch scaling**: images per second of DPS for M × K = 1, 4, 16 (64 on GPU) rows in one batch
   against the same rows solved one at a time.
 * **gradient checkpointing**: DPS with and without ``gradient_checkpointing`` (time; peak memory
@@ -164,15 +165,23 @@ def deepinv_rows(prior, problem, truth, device: torch.device) -> dict:
         ours = get_solver(preset, **overrides)
         steps = overrides.get("num_steps", ours.num_steps)
         runs = [ours.solve(problem, prior, num_samples=1, generator=0, progress=False) for _ in range(2)]
-        theirs = [run_deepinv(kind, problem, prior, {"diffpir": preset}, num_steps=steps) for _ in range(2)]
+        calls: list = []
+        handle = prior.register_denoise_hook(lambda *_: calls.append(1))  # deepinv's own network calls
+        try:
+            theirs = [run_deepinv(kind, problem, prior, {"diffpir": preset}, num_steps=steps) for _ in range(2)]
+        finally:
+            handle.remove()
+        their_nfe = len(calls) // 2
         p_ours = float(psnr(runs[1].samples[:, 0].detach().cpu(), truth).mean())
         p_theirs = float(psnr(theirs[1].samples[:, 0].detach().cpu().float(), truth).mean())
         out[kind] = {"preset": preset, "num_steps": steps, "batch": problem.num_measurements,
                      "ours_seconds": runs[1].seconds, "deepinv_seconds": theirs[1].seconds,
-                     "time_ratio": runs[1].seconds / theirs[1].seconds, "psnr_ours": p_ours, "psnr_deepinv": p_theirs,
+                     "time_ratio": runs[1].seconds / theirs[1].seconds, "nfe_ours": runs[1].nfe, "nfe_deepinv": their_nfe,
+                     "time_ratio_per_call": (runs[1].seconds / runs[1].nfe) / (theirs[1].seconds / their_nfe),
+                     "psnr_ours": p_ours, "psnr_deepinv": p_theirs,
                      "psnr_difference": p_ours - p_theirs}
-        print(f"{kind} vs deepinv: time ratio {out[kind]['time_ratio']:.2f}, PSNR {p_ours:.2f} vs {p_theirs:.2f}",
-              flush=True)
+        print(f"{kind} vs deepinv: time ratio {out[kind]['time_ratio']:.2f} (per network call "
+              f"{out[kind]['time_ratio_per_call']:.2f}), PSNR {p_ours:.2f} vs {p_theirs:.2f}", flush=True)
     return out
 
 
@@ -293,10 +302,12 @@ def markdown(report: dict) -> str:
                          f"{'fwd+bwd' if row['backward'] else 'fwd'} | {row['seconds']:.2f} | {row['overhead']:.2f} |{memory}")
         d = section.get("deepinv")
         if d:
-            lines += ["", "| against deepinv (same network, problem, steps, batch) | steps | ours (s) | deepinv (s) | "
-                          "time ratio | PSNR ours / deepinv |", "|---|---|---|---|---|---|"]
-            lines += [f"| {k} ({r['preset']}) | {r['num_steps']} | {r['ours_seconds']:.2f} | {r['deepinv_seconds']:.2f} | "
-                      f"{r['time_ratio']:.2f} | {r['psnr_ours']:.2f} / {r['psnr_deepinv']:.2f} |" for k, r in d.items()]
+            lines += ["", "| against deepinv (same network, problem, steps, batch) | steps | network calls ours / deepinv | "
+                          "ours (s) | deepinv (s) | time ratio | per network call | PSNR ours / deepinv |",
+                      "|---|---|---|---|---|---|---|---|"]
+            lines += [f"| {k} ({r['preset']}) | {r['num_steps']} | {r['nfe_ours']} / {r['nfe_deepinv']} | "
+                      f"{r['ours_seconds']:.2f} | {r['deepinv_seconds']:.2f} | {r['time_ratio']:.2f} | "
+                      f"{r['time_ratio_per_call']:.2f} | {r['psnr_ours']:.2f} / {r['psnr_deepinv']:.2f} |" for k, r in d.items()]
         b = section.get("batch_scaling")
         if b:
             lines += ["", "| rows | images/s in one batch | images/s one at a time | speed-up |", "|---|---|---|---|"]
