@@ -348,7 +348,9 @@ def image_crops(source: str | Path | Tensor, x_shape: tuple[int, ...], n: int, s
     else:
         source = Path(source)
         if source.is_dir():
-            files = sorted(f for f in source.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+            from .datasets import IMAGE_SUFFIXES
+
+            files = sorted(f for f in source.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise InputError(f"`input` folder {source} holds no images; give a folder of clean images or a .npy.")
             images = [load_image(files[i % len(files)], gray=x_shape[0] == 1, data_range=data_range or (-1.0, 1.0))[0]
@@ -526,13 +528,13 @@ def calibrate(solver: str, operator: torch.nn.Module, noise: NoiseModel, prior: 
     best, candidates = search(space, evaluate, lambda c: score(c, criterion, tolerance), budget, grid,
                               progress=lambda: bar.update(1))
     bar.close()
-    chosen = next(c for c in candidates if c.params == best)
-    if chosen.error is not None:
+    result = Calibration(solver=solver, overrides=overrides, best=best, start={n: _rounded(c) for n, *_, c in space},
+                         ranges={n: (low, high, t.scale) for n, t, low, high, _ in space}, candidates=candidates,
+                         criterion=criterion, tolerance=tolerance, num_pairs=num_pairs, num_samples=num_samples,
+                         seed=seed, problem=dict(describe or {}), seconds=time.perf_counter() - clock)
+    if result.chosen.error is not None:
         raise InputError(f"every setting of {solver!r} tried failed; the preset's: {candidates[0].error}")
-    return Calibration(solver=solver, overrides=overrides, best=best, start={n: _rounded(c) for n, *_, c in space},
-                       ranges={n: (low, high, t.scale) for n, t, low, high, _ in space}, candidates=candidates,
-                       criterion=criterion, tolerance=tolerance, num_pairs=num_pairs, num_samples=num_samples,
-                       seed=seed, problem=dict(describe or {}), seconds=time.perf_counter() - clock)
+    return result
 
 
 def _evaluate(solver: str, config: dict[str, Any], problem: Problem, prior: Prior, truths: Tensor, num_samples: int,

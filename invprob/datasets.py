@@ -223,7 +223,7 @@ def dataset_path(name: str, file: str | None = None) -> Path:
     return target
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def image_files(name: str, progress: bool = True) -> list[Path]:

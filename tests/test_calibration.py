@@ -55,7 +55,7 @@ def _solver_classes():
 
 
 @pytest.mark.parametrize("cls", _solver_classes(), ids=lambda c: c.__name__)
-def test_every_tunable_is_an_argument_kept_as_an_attribute(cls):
+def test_every_tunable_is_a_constructor_argument(cls):  # the attribute: test_the_preset_value_is_the_centre_of_each_range
     params = inspect.signature(cls.__init__).parameters
     for name in cls.tunables:
         assert name in params, f"{cls.__name__} declares {name!r}, which its constructor does not take"

@@ -17,10 +17,6 @@ from .solve import DTYPES, _build, _device, _positive_float, _positive_int, imag
 __all__ = ["run", "main"]
 
 
-def _optional_int(cfg: Any, key: str) -> int | None:
-    return _positive_int(cfg, key, allow_none=True)
-
-
 def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None) -> dict[str, Any]:
     """Calibrate as ``cfg`` (the composed Hydra config) says, into ``out`` (default: the current
     directory, Hydra's run folder); returns the summary written to ``calibration.json``."""
@@ -43,7 +39,8 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"`seed` must be a non-negative integer, got {seed!r}.")
     num_pairs, num_samples = _positive_int(cfg, "num_pairs"), _positive_int(cfg, "num_samples")
-    budget, projections, grid = _optional_int(cfg, "budget"), _optional_int(cfg, "projections"), _positive_int(cfg, "grid")
+    budget, projections = _positive_int(cfg, "budget", allow_none=True), _positive_int(cfg, "projections", allow_none=True)
+    grid = _positive_int(cfg, "grid")
     tolerance = _positive_float(cfg, "tolerance")
     tunables = cfg.get("tunables")
     if tunables is not None:

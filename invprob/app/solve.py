@@ -23,13 +23,13 @@ from typing import Any
 
 import torch
 
+from ..datasets import IMAGE_SUFFIXES
 from ..errors import InputError
 from .configs import GROUPS, PLUGIN_KEY, one_line, run_app
 
 __all__ = ["run", "main", "load_truth"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: settings that do not change a run's result (left out of the completeness check)
 NOT_RECORDED = ("quiet", "skip_done", "on_mismatch", "batch_size")
 
