@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .checks import check_tensor
 
-__all__ = ["NoiseModel", "Gaussian", "Poisson"]
+__all__ = ["NoiseModel", "Gaussian", "Poisson", "PhotonCounts"]
 
 
 class NoiseModel(nn.Module):
@@ -26,6 +26,10 @@ class NoiseModel(nn.Module):
     def log_likelihood(self, y: Tensor, y_clean: Tensor) -> Tensor:
         """``log p(y | y_clean)`` summed over everything but the batch dim: shape ``(B,)``."""
         raise NotImplementedError
+
+    def check_measurement(self, y: Tensor) -> None:
+        """Raise ``ValueError`` naming the fix if ``y`` cannot come from this noise model (called
+        once by :class:`invprob.Problem`); any finite ``y`` by default."""
 
 
 class Gaussian(NoiseModel):
@@ -101,3 +105,28 @@ class Poisson(NoiseModel):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}, scale={self.scale}"
+
+
+class PhotonCounts(NoiseModel):
+    """Poisson photon counts ``y ~ Poisson(y_clean)``: ``y_clean`` is the expected count (≥ 0)
+    and ``y`` the detected count, unscaled — the pre-log model of transmission CT
+    (:class:`invprob.operators.TransmissionCT`). Measurements must be non-negative counts.
+    """
+
+    def sample(self, y_clean: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_tensor(y_clean, "y_clean")
+        if y_clean.is_complex():
+            raise TypeError("PhotonCounts needs real expected counts `y_clean`, got complex.")
+        return torch.poisson(y_clean.clamp_min(0), generator=generator)
+
+    def log_likelihood(self, y: Tensor, y_clean: Tensor) -> Tensor:
+        lam = y_clean.clamp_min(1e-12)
+        return (y * lam.log() - lam - torch.lgamma(y + 1)).flatten(1).sum(1)
+
+    def check_measurement(self, y: Tensor) -> None:
+        if y.is_complex():
+            raise ValueError("`measurement`: photon counts must be real, got a complex tensor.")
+        if bool((y < 0).any()):
+            raise ValueError(f"`measurement` holds negative photon counts (min {y.min().item():.4g}); PhotonCounts "
+                             f"takes raw detector counts before the log transform — pass the pre-log data, or use "
+                             f"noise.Gaussian for post-log line integrals.")

@@ -41,6 +41,7 @@ class Problem:
             check_shape(measurement, operator.y_shape, "measurement", leading="M")
         check_same_device(measurement, operator.device, "measurement", "the operator")
         check_finite(measurement, "measurement")
+        noise.check_measurement(measurement)
         if operator.complex_output is not None and measurement.is_complex() != operator.complex_output:
             kind = "complex" if measurement.is_complex() else "real"
             raise TypeError(f"`measurement` is {kind} ({measurement.dtype}) but {type(operator).__name__} measures "

@@ -2,6 +2,7 @@
 
 from .base import SVD, LinearOperator, Operator
 from .blackbox import BlackBox
+from .ct import CT, TransmissionCT, ct_angles
 from .blur import GaussianBlur, KernelBlur, MotionBlur, gaussian_kernel, load_kernel, motion_kernel
 from .deepinv_bridge import FromDeepinv, to_deepinv
 from .inpainting import Inpainting
@@ -14,4 +15,5 @@ from .super_resolution import SuperResolution
 __all__ = ["Operator", "LinearOperator", "SVD", "MatrixOperator", "Identity", "BlackBox",
            "KernelBlur", "GaussianBlur", "MotionBlur", "gaussian_kernel", "motion_kernel", "load_kernel",
            "Inpainting", "SuperResolution", "MRI", "MultiCoilMRI", "mri_mask", "estimate_coil_maps",
-           "PhaseRetrieval", "CodedDiffraction", "FromDeepinv", "to_deepinv", "LatentOperator"]
+           "PhaseRetrieval", "CodedDiffraction", "FromDeepinv", "to_deepinv", "LatentOperator",
+           "CT", "TransmissionCT", "ct_angles"]

@@ -5,6 +5,7 @@ from .daps import DAPS
 from .ddnm import DDNM
 from .ddrm import DDRM
 from .diffpir import DiffPIR
+from .diffusion_mbir import ZTV, DiffusionMBIR, SliceCoupled
 from .dps import DPS
 from .enkg import EnKG
 from .latent import PSLD, LatentDAPS, LatentSolver
@@ -19,4 +20,4 @@ from .stsl import STSL
 
 __all__ = ["Solver", "State", "SolveResult", "Tunable", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
            "PiGDM", "MMPS", "TDS",
-           "LatentSolver", "LatentDAPS", "PSLD", "ReSample", "STSL"]
+           "LatentSolver", "LatentDAPS", "PSLD", "ReSample", "STSL", "DiffusionMBIR", "SliceCoupled", "ZTV"]
