@@ -1,5 +1,6 @@
 """CT operators, photon-count noise, slice-wise priors and the z-TV coupling of DiffusionMBIR."""
 
+import json
 import math
 
 import numpy as np
@@ -194,3 +195,30 @@ def test_slice_coupled_wraps_a_pixel_solver():
     nonlinear = Problem(tct, torch.full((1, *tct.y_shape), 100.0, dtype=torch.float64), noise.PhotonCounts())
     with pytest.raises(UnsupportedProblemError, match="linear"):
         SliceCoupled(dps).init(nonlinear, prior)
+
+
+def test_cli_solves_a_volume_from_a_sinogram_file(tmp_path):
+    from test_cli import invprob
+
+    g = torch.Generator().manual_seed(0)
+    vol = torch.rand(3, 1, 128, 128, generator=g) * 2 - 1
+    op = CT(128, ct_angles(18), slices=3)
+    sino = op(vol[None])[0, :, 0].numpy()  # (slices, views, detectors)
+    np.savez(tmp_path / "sino.npz", sinogram=sino, angles=ct_angles(18).numpy())
+    np.savez(tmp_path / "no_angles.npz", sinogram=sino)
+    np.savez(tmp_path / "transposed.npz", sinogram=np.swapaxes(sino, -1, -2))
+    args = ["solve", "operator=ct-parallel-18", "operator.size=128", "prior=brain-mri", "solver=diffusion-mbir",
+            "solver.num_steps=2", "num_samples=2", "quiet=true"]
+    proc = invprob([*args, "measurement=sino.npz", "hydra.run.dir=run"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(tmp_path / "run" / "samples.npy").shape == (1, 2, 3, 1, 128, 128)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["nfe_per_sample"] == 4 and metrics["operator_class"] == "CT"
+    # the geometry from the preset when the file has no angles; bad files give one line
+    proc = invprob([*args, "measurement=no_angles.npz", "operator.angles.views=8", "hydra.run.dir=bad"], tmp_path)
+    assert proc.returncode == 2 and "has 18 views but the operator's geometry has 8" in proc.stderr
+    proc = invprob([*args, "measurement=transposed.npz", "hydra.run.dir=bad"], tmp_path)
+    assert proc.returncode == 2 and "looks transposed" in proc.stderr and "Traceback" not in proc.stderr
+    proc = invprob([*args, "measurement=no_angles.npz", "operator.size=64", "hydra.run.dir=bad"], tmp_path)
+    assert proc.returncode == 2 and "operator.size" in proc.stderr
+    assert not (tmp_path / "bad" / "metrics.json").exists()

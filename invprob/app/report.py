@@ -52,6 +52,8 @@ def classical_estimate(problem: Problem) -> tuple[str, Tensor] | None:
         return None
     with torch.no_grad():
         y = problem.measurement[:1]
+        if hasattr(op, "fbp"):  # CT: filtered back-projection, the classical reconstruction
+            return "fbp", op.fbp(y).detach().cpu()
         image = op.pinv(y) if op.has_pinv else op.adjoint(y)
     return ("pinv" if op.has_pinv else "adjoint"), image.detach().cpu().real
 
@@ -73,12 +75,15 @@ def compute_metrics(problem: Problem, samples: Tensor, truth: Tensor | None,
     if truth is None:
         return metrics
     truth = truth.cpu()
-    if truth.dim() == 4 and data_range is not None:
-        metrics["psnr_mean"] = psnr(mean, truth, data_range).tolist()
-        metrics["ssim_mean"] = ssim(mean, truth, data_range).tolist()
+    if truth.dim() in (4, 5) and data_range is not None:
+        def per_item(metric, a: Tensor, b: Tensor) -> list[float]:  # volumes: the mean over their slices
+            return metric(a.flatten(0, -4), b.flatten(0, -4), data_range).reshape(len(a), -1).mean(1).tolist()
+
+        metrics["psnr_mean"] = per_item(psnr, mean, truth)
+        metrics["ssim_mean"] = per_item(ssim, mean, truth)
         if back is not None:
             name, image = back
-            metrics[f"psnr_{name}"] = psnr(image.clamp(*data_range), truth[:1], data_range).tolist()
+            metrics[f"psnr_{name}"] = per_item(psnr, image.clamp(*data_range), truth[:1])
     else:
         metrics["rmse_mean"] = (mean - truth).flatten(1).pow(2).mean(1).sqrt().tolist()
     return metrics
@@ -144,8 +149,9 @@ def write_run(out: Path, problem: Problem, samples: Tensor, truth: Tensor | None
     """Write a run's outputs to ``out`` and return its metrics.
 
     ``samples.npy (M, K, *x_shape)``, ``mean.npy`` / ``std.npy (M, *x_shape)``, ``mean.png`` /
-    ``std.png`` (first measurement), ``figure.png`` (truth, measurement, classical estimate,
-    posterior mean and std, up to three samples) and, last, ``metrics.json``: ``record`` (the
+    ``std.png`` (first measurement; of a volume, its middle slice), ``figure.png`` (truth,
+    measurement, classical estimate, posterior mean and std, up to three samples) and, last,
+    ``metrics.json``: ``record`` (the
     run's settings and counts) plus :func:`compute_metrics`.
     """
     samples = samples.detach().cpu()
@@ -156,6 +162,11 @@ def write_run(out: Path, problem: Problem, samples: Tensor, truth: Tensor | None
     atomic_write(out / "samples.npy", _npy_bytes(samples))
     atomic_write(out / "mean.npy", _npy_bytes(mean))
     atomic_write(out / "std.npy", _npy_bytes(std))
+    if mean.dim() == 5:  # volumes (M, D, C, H, W): the images show the middle slice
+        middle = mean.shape[1] // 2
+        mean, std, samples = mean[:, middle], std[:, middle], samples[:, :, middle]
+        truth = truth[:, middle] if truth is not None else None
+        back = (back[0], back[1][:, middle]) if back is not None else None
     if mean.dim() == 4:
         lo, hi = data_range if data_range is not None and mean.shape[1] != 2 else (0.0, float(_display(mean[0]).max()))
         atomic_write(out / "mean.png", _png(mean[0], lo, hi))

@@ -152,6 +152,22 @@ def image_space(prior: Any) -> tuple[tuple[int, ...] | None, tuple[float, float]
     return prior.x_shape, prior.data_range
 
 
+def slice_wise(prior: Any, operator: Any, quiet: bool) -> Any:
+    """The prior for the operator's unknown: a 2-D image prior becomes a
+    :class:`~invprob.priors.SliceWisePrior` when the operator acts on volumes ``(D, C, H, W)``
+    of its slices (said on the console); any other prior is returned as it is."""
+    from ..priors import SliceWisePrior
+
+    shape = operator.x_shape
+    if shape is None or len(shape) != 4 or isinstance(prior, SliceWisePrior) or hasattr(prior, "image_shape"):
+        return prior
+    if prior.x_shape is not None and tuple(prior.x_shape) != tuple(shape[1:]):
+        return prior  # the solver's check names the mismatch
+    if not quiet:
+        print(f"the operator acts on volumes of {shape[0]} slices: the prior denoises them slice by slice")
+    return SliceWisePrior(prior, shape[0]).to(device=prior.device)
+
+
 def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[float, float] | None) -> torch.Tensor:
     """Ground truth ``(M, *x_shape)`` in the prior's data range from an image, a folder of
     images (one measurement each, in name order) or a ``.npy`` array.
@@ -344,9 +360,11 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
 
         y, operator = load_measurement(Path(to_absolute_path(cfg.measurement)), operator, settings["kspace_scale"])
         operator = operator.to(device=device, dtype=dtype)  # complex buffers keep a complex dtype
+        prior = slice_wise(prior, operator, cfg.quiet or rank != 0)
         y_dtype = torch.promote_types(dtype, torch.complex64) if y.is_complex() else dtype
         problem = Problem(operator, y.to(device=device, dtype=y_dtype), noise)
     else:
+        prior = slice_wise(prior, operator, cfg.quiet or rank != 0)
         if cfg.get("input") is not None:
             from hydra.utils import to_absolute_path
 

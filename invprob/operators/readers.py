@@ -1,5 +1,6 @@
-"""Measurement files and the operators they build: ``.npy`` measurements and MRI k-space
-(``.npz`` / ``.h5``, single- or multi-coil, fastMRI's slice layout).
+"""Measurement files and the operators they build: ``.npy`` measurements, MRI k-space
+(``.npz`` / ``.h5``, single- or multi-coil, fastMRI's slice layout) and CT sinograms
+(``.npz`` / ``.h5`` with the projection angles).
 
 Every reader checks what it reads (a readable file, the expected keys, finite complex
 k-space of a supported shape) and raises :class:`~invprob.errors.InputError` naming the file
@@ -16,12 +17,14 @@ from torch import Tensor
 
 from ..errors import InputError
 from .base import Operator
+from .ct import CT
 from .mri import MRI, MultiCoilMRI, estimate_coil_maps
 
-__all__ = ["load_measurement", "read_array", "KSPACE_KEYS", "MAPS_KEYS"]
+__all__ = ["load_measurement", "load_sinogram", "read_array", "KSPACE_KEYS", "MAPS_KEYS", "SINOGRAM_KEYS"]
 
 KSPACE_KEYS = ("kspace", "y")
 MAPS_KEYS = ("coil_maps", "sens_maps", "sensitivity_maps")
+SINOGRAM_KEYS = ("sinogram", "y")
 
 
 def read_array(path: Path, what: str = "file") -> Tensor:
@@ -63,6 +66,8 @@ def load_measurement(path: str | Path, operator: Operator, kspace_scale: float =
       absent there, from :func:`~invprob.operators.estimate_coil_maps` (ACS of the first slice);
       the mask comes from the file or, absent there, from the non-zero k-space samples.
       ``kspace_scale`` multiplies the k-space (the prior's units: images in its data range).
+    * ``.npz`` / ``.h5`` with a :class:`~invprob.operators.CT` operator: a sinogram, see
+      :func:`load_sinogram`.
 
     Raises:
         InputError: unreadable file, missing keys, real k-space, an unsupported shape.
@@ -79,6 +84,8 @@ def load_measurement(path: str | Path, operator: Operator, kspace_scale: float =
         raise InputError(f"`measurement` {path}: expected .npy, .npz or .h5, got {path.suffix!r}.")
     store = _read_store(path)
     keys = list(store)
+    if isinstance(operator, CT):
+        return load_sinogram(path, store, operator)
     key = next((k for k in KSPACE_KEYS if k in keys), None)
     if key is None:
         raise InputError(f"{path} has keys {keys}; expected `kspace` (or `y`), optionally `coil_maps` and `mask`.")
@@ -117,3 +124,52 @@ def load_measurement(path: str | Path, operator: Operator, kspace_scale: float =
         return data, MultiCoilMRI(mask, maps.to(torch.complex64), image_mode=operator.image_mode)
     except (ValueError, TypeError) as err:
         raise InputError(f"{path}: {err}") from err
+
+
+def load_sinogram(path: Path, store: dict[str, np.ndarray], operator: CT) -> tuple[Tensor, CT]:
+    """A CT sinogram and the :class:`~invprob.operators.CT` operator of its geometry.
+
+    ``sinogram`` (or ``y``): line integrals ``(views, detectors)`` for one slice or
+    ``(slices, views, detectors)`` for a volume, one row per view (astra's layout), in the units
+    of ``operator(x)``. ``angles`` (degrees, one per view), when present, gives the geometry;
+    otherwise the operator's preset angles do, and the view count must match them. Image size
+    and beam type come from ``operator``; a volume sets its ``slices``.
+
+    Raises:
+        InputError: no sinogram, a transposed or mis-sized one, angles that do not match it.
+    """
+    keys = list(store)
+    key = next((k for k in SINOGRAM_KEYS if k in keys), None)
+    if key is None:
+        raise InputError(f"{path} has keys {keys}; a CT measurement needs `sinogram` (views, detectors) or "
+                         f"(slices, views, detectors), optionally `angles` in degrees.")
+    data = torch.as_tensor(np.asarray(store[key]))
+    if data.is_complex() or not data.is_floating_point() and data.dtype not in (torch.int32, torch.int64):
+        raise InputError(f"`{key}` in {path} must hold real line integrals, got {data.dtype}.")
+    if data.dim() not in (2, 3):
+        raise InputError(f"`{key}` in {path} has shape {tuple(data.shape)}; expected (views, detectors) or "
+                         f"(slices, views, detectors).")
+    views, detectors = data.shape[-2:]
+    if "angles" in keys:
+        angles = torch.as_tensor(np.asarray(store["angles"]), dtype=torch.float64).flatten()
+        if angles.numel() != views:
+            raise InputError(f"`angles` in {path} lists {angles.numel()} views but `{key}` has {views} rows (one per "
+                             f"view); store one angle per row of the sinogram.")
+    else:
+        angles = operator.angles.to(torch.float64)
+        if (views, detectors) == (operator.detectors, operator.views) and views != detectors:
+            raise InputError(f"`{key}` in {path} is {tuple(data.shape[-2:])}, which looks transposed: store it as "
+                             f"(views, detectors) = ({operator.views}, {operator.detectors}).")
+        if views != operator.views:
+            raise InputError(f"`{key}` in {path} has {views} views but the operator's geometry has "
+                             f"{operator.views}; store the angles in the file (`angles`, degrees) or set the view count "
+                             f"(operator.angles.views={views}).")
+    slices = data.shape[0] if data.dim() == 3 else None
+    fan = dict(operator.tomography.radon.fan_parameters) if operator.fan_beam else None
+    built = CT(operator.size, angles, slices=slices, fan_beam=operator.fan_beam, fan_parameters=fan)
+    if detectors != built.detectors:
+        raise InputError(f"`{key}` in {path} has {detectors} detector cells but a {operator.size}² image gives "
+                         f"{built.detectors} in this geometry; set the image size (operator.size=...) to the "
+                         f"reconstruction's.")
+    y = data.to(torch.float64).reshape(1, *built.y_shape)
+    return y, built
