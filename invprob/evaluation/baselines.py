@@ -10,7 +10,7 @@ from ..operators.base import Operator
 __all__ = ["tv_baseline"]
 
 
-def tv_baseline(operator: Operator, y: Tensor, lam: float, iters: int = 200) -> Tensor:
+def tv_baseline(operator: Operator, y: Tensor, lam: float, iters: int = 200, stepsize: float = 1.0) -> Tensor:
     """Total-variation regularised least squares, ``argmin_x ½‖A x − y‖² + λ TV(x)``.
 
     Proximal gradient descent (deepinv's ``PGD`` with ``L2`` data fidelity and ``TVPrior``,
@@ -25,6 +25,8 @@ def tv_baseline(operator: Operator, y: Tensor, lam: float, iters: int = 200) -> 
         y: measurements ``(B, *y_shape)``, images in [-1, 1].
         lam: the TV weight λ (no default: it depends on the task and the noise level).
         iters: proximal gradient iterations.
+        stepsize: the gradient step, at most ``1/‖A‖²`` (1 for the normalised operators; e.g.
+            ``1 / spectral_norm(A)**2`` for CT, whose line integrals are not normalised).
 
     Returns:
         Reconstructions ``(B, *x_shape)``, clamped to [-1, 1].
@@ -37,6 +39,6 @@ def tv_baseline(operator: Operator, y: Tensor, lam: float, iters: int = 200) -> 
 
     physics = to_deepinv(operator)
     model = optim_builder("PGD", prior=TVPrior(n_it_max=50), data_fidelity=L2(), max_iter=iters,
-                          params_algo={"stepsize": 1.0, "lambda": lam}, early_stop=False)
+                          params_algo={"stepsize": float(stepsize), "lambda": lam}, early_stop=False)
     with torch.no_grad():
         return model(y, physics).clamp(-1, 1)
