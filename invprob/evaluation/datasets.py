@@ -13,7 +13,7 @@ from torch import Tensor
 from ..datasets import image_files, load_images
 from ..io import load_image
 
-__all__ = ["set12", "HELD_APART", "held_apart"]
+__all__ = ["set12", "HELD_APART", "held_apart", "ct_slice", "CT_SLICE_SHA256"]
 
 HELD_APART = {"mnist": "MNIST 9500+", "mnist-flow": "MNIST 9500+", "natural-gray": "Set12 256² crops",
               "brain-mri": "brain slices 36–40, 128²", "brain-mri-latent": "brain slices 36–40, 128²"}
@@ -58,3 +58,33 @@ def held_apart(prior: str) -> Tensor:
     if prior in ("brain-mri", "brain-mri-latent"):
         return load_images("brain-mri", 128, holdout=5, resize=128)[1]
     raise KeyError(f"no held-apart images for prior {prior!r}; choose one of {sorted(HELD_APART)}.")
+
+
+CT_SLICE_SHA256 = "3dd31e5cc835b3f2cdd46c9da1982f59251e78518fefa8163d914631c66437d6"
+"""sha256 of ``CT_small.dcm`` as pydicom 3.0 ships it."""
+
+
+def ct_slice() -> Tensor:
+    """A real CT slice: ``CT_small.dcm`` of pydicom's bundled test files (128×128, 0.66 mm pixels,
+    5 mm slice), ``(1, 1, 128, 128)`` in [-1, 1], checked against :data:`CT_SLICE_SHA256`.
+
+    Hounsfield units map linearly to attenuation-like values, ``x = (HU + 1000) / 1000 − 1``:
+    air −1, water 0, HU ≥ 1000 (dense bone) clipped to 1. Needs ``pip install pydicom``; read
+    from the installed package, never downloaded.
+    """
+    import hashlib
+
+    try:
+        import pydicom
+        from pydicom.data import get_testdata_file
+    except ImportError as err:
+        raise ImportError("the real CT slice is read from pydicom's test files: pip install pydicom") from err
+    path = get_testdata_file("CT_small.dcm", download=False)
+    if path is None:
+        raise FileNotFoundError("pydicom's CT_small.dcm is missing from this pydicom installation; reinstall pydicom.")
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    if digest != CT_SLICE_SHA256:
+        raise ValueError(f"{path} has sha256 {digest}, expected {CT_SLICE_SHA256}; reinstall pydicom.")
+    data = pydicom.dcmread(path)
+    hu = torch.as_tensor(data.pixel_array.astype("float64")) * float(data.RescaleSlope) + float(data.RescaleIntercept)
+    return ((hu + 1000) / 1000 - 1).clamp(-1, 1).float()[None, None]

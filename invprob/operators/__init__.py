@@ -11,9 +11,10 @@ from .matrix import Identity, MatrixOperator
 from .mri import MRI, MultiCoilMRI, estimate_coil_maps, mri_mask
 from .phase_retrieval import CodedDiffraction, PhaseRetrieval
 from .super_resolution import SuperResolution
+from .volume import SliceStack
 
 __all__ = ["Operator", "LinearOperator", "SVD", "MatrixOperator", "Identity", "BlackBox",
            "KernelBlur", "GaussianBlur", "MotionBlur", "gaussian_kernel", "motion_kernel", "load_kernel",
            "Inpainting", "SuperResolution", "MRI", "MultiCoilMRI", "mri_mask", "estimate_coil_maps",
            "PhaseRetrieval", "CodedDiffraction", "FromDeepinv", "to_deepinv", "LatentOperator",
-           "CT", "TransmissionCT", "ct_angles"]
+           "CT", "TransmissionCT", "ct_angles", "SliceStack"]
