@@ -222,3 +222,41 @@ def test_cli_solves_a_volume_from_a_sinogram_file(tmp_path):
     proc = invprob([*args, "measurement=no_angles.npz", "operator.size=64", "hydra.run.dir=bad"], tmp_path)
     assert proc.returncode == 2 and "operator.size" in proc.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
+
+
+def test_slice_stack_is_multi_slice_mri_for_the_coupled_solvers():
+    from invprob.operators import MRI, SliceStack
+
+    g = torch.Generator().manual_seed(4)
+    masks = (torch.rand(2, 6, 6, generator=g) < 0.5).float()  # one mask per measurement
+    op = SliceStack(MRI(masks), 4).double()
+    x = torch.randn(2, 4, 1, 6, 6, generator=g, dtype=torch.float64)
+    y = torch.randn(2, 4, 1, 6, 6, generator=g, dtype=torch.complex128)
+    lhs, rhs = (op(x).conj() * y).sum().real, (x * op.adjoint(y)).sum()
+    assert float((lhs - rhs).abs() / lhs.abs()) < 1e-12
+    # each volume's slices see that volume's mask
+    assert torch.allclose(op(x)[1, 2], MRI(masks[1]).double()(x[1, 2][None])[0])
+    prior = SliceWisePrior(gaussian_slices(), 4)
+    problem = Problem.simulate(op, x, noise.Gaussian(0.05), generator=g)
+    result = DiffusionMBIR(num_steps=10, sigma_max=20.0).solve(problem, prior, 2, generator=0, progress=False)
+    assert result.samples.shape == (2, 2, 4, 1, 6, 6) and torch.isfinite(result.samples).all()
+    with pytest.raises(TypeError, match="linear"):
+        SliceStack(TransmissionCT(CT(6, ct_angles(2))), 2)
+    with pytest.raises(ValueError, match="`slices`"):
+        SliceStack(MRI(masks), 0)
+
+
+def test_real_ct_slice_and_tv_from_the_fbp():
+    pytest.importorskip("pydicom")
+    from invprob.evaluation import tv_baseline
+    from invprob.evaluation.datasets import ct_slice
+    from invprob.operators.base import spectral_norm
+
+    x = ct_slice()
+    assert x.shape == (1, 1, 128, 128) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.2
+    op = CT(128, ct_angles(18))
+    y = op(x)
+    fbp = op.fbp(y)
+    step = 1 / spectral_norm(op, torch.float32, "cpu") ** 2
+    tv = tv_baseline(op, y, lam=3.0, iters=50, stepsize=step, init=fbp)
+    assert float((tv - x).pow(2).mean()) < 0.5 * float((fbp.clamp(-1, 1) - x).pow(2).mean())
