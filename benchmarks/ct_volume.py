@@ -26,7 +26,9 @@ budget far below DiffusionMBIR's 2000) and one sample per volume.
 
 Metrics: PSNR over all voxels and SSIM of the axial slices against the truth ([-1, 1] → [0, 1]);
 ``z-error``: ‖D_z x̂ − D_z x‖ / ‖D_z x‖ with D_z the difference between neighbouring slices,
-the inter-slice consistency the coronal and sagittal planes show; NFE per volume; seconds.
+the inter-slice consistency the coronal and sagittal planes show; NFE per volume; seconds; peak
+memory above the row's start (:class:`PeakMemory`: the CUDA allocator's peak on a GPU, the
+resident set size on the CPU).
 
 Command of the committed results (``benchmarks/results/ct_volume.{json,md,png}``):
 ``python benchmarks/ct_volume.py``. Usage: ``python benchmarks/ct_volume.py [--steps 100] [--device cpu]``.
@@ -81,9 +83,67 @@ def simulate(volume: torch.Tensor, views: int, span: float, seed: int = 0):
     return Problem.simulate(op, volume[None], Gaussian(SIGMA_Y), generator=torch.Generator().manual_seed(seed))
 
 
-def run_solver(solver, problem, prior) -> tuple[torch.Tensor, int, float]:
+class PeakMemory:
+    """Peak memory of a block, in bytes above its start: the CUDA allocator's peak on a GPU; on
+    the CPU the peak resident set size, sampled every 5 ms from ``/proc/self/statm`` (Linux),
+    after glibc's ``malloc_trim`` has returned the memory earlier blocks freed."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.bytes = device, 0
+
+    @staticmethod
+    def rss() -> int:
+        import os
+
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, self.rss())
+
+    def __enter__(self) -> "PeakMemory":
+        import threading
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+        else:
+            try:  # hand freed heap memory back to the OS, so that reused pool memory counts again
+                import ctypes
+
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            except (OSError, AttributeError):
+                pass
+            self._start = self._peak = self.rss()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.bytes = torch.cuda.max_memory_allocated(self.device) - self._start
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.bytes = max(self._peak, self.rss()) - self._start
+
+
+def measured(run, device: torch.device) -> tuple[torch.Tensor, int, float, int]:
+    """``run() -> (estimate, nfe)`` timed and with its peak memory: ``(estimate, nfe, seconds, bytes)``."""
+    with PeakMemory(device) as memory:
+        clock = time.perf_counter()
+        estimate, nfe = run()
+        seconds = time.perf_counter() - clock
+    return estimate, nfe, seconds, memory.bytes
+
+
+def run_solver(solver, problem, prior) -> tuple[torch.Tensor, int]:
     result = solver.solve(problem, prior, num_samples=1, generator=0, progress=False)
-    return result.samples[0, 0], result.nfe, result.seconds
+    return result.samples[0, 0], result.nfe
 
 
 def tv(problem, step: float, lam: float) -> torch.Tensor:
@@ -119,15 +179,14 @@ def main(argv=None) -> None:
         if "zeta_norm" not in choices:
             scores = {}
             for c in DPS_GRID:
-                est, _, _ = run_solver(DPS(scale=c / norm, num_steps=args.steps), tune_problem, prior)
+                est, _ = run_solver(DPS(scale=c / norm, num_steps=args.steps), tune_problem, prior)
                 scores[c] = metrics(est, tuning)["psnr"] if torch.isfinite(est).all() else float("-inf")
             choices["zeta_norm"] = max(scores, key=scores.get)
             choices["dps_tuning_psnr"] = scores
         choices.setdefault("tv_lambda", {})[task] = lam_tv
         zeta = choices["zeta_norm"] / norm
-        estimates = {"FBP": (problem.operator.fbp(problem.measurement)[0], 0, 0.0)}
-        clock = time.perf_counter()
-        estimates["TV"] = (tv(problem, step, lam_tv), 0, time.perf_counter() - clock)
+        estimates = {"FBP": measured(lambda: (problem.operator.fbp(problem.measurement)[0], 0), device),
+                     "TV": measured(lambda: (tv(problem, step, lam_tv), 0), device)}
         solvers = {
             "VE-PC + CG, slice-wise (λ=0)": DiffusionMBIR(num_steps=args.steps, lam=0.0),
             "DiffusionMBIR (z-TV λ=0.08)": DiffusionMBIR(num_steps=args.steps),
@@ -136,10 +195,10 @@ def main(argv=None) -> None:
         }
         for name, solver in solvers.items():
             print(f"{task}: {name}", flush=True)
-            estimates[name] = run_solver(solver, problem, prior)
-        rows[task] = {name: {**metrics(est, volume), "nfe": nfe, "seconds": sec}
-                      for name, (est, nfe, sec) in estimates.items()}
-        images[task] = {name: est.detach().cpu() for name, (est, _, _) in estimates.items()}
+            estimates[name] = measured(lambda: run_solver(solver, problem, prior), device)
+        rows[task] = {name: {**metrics(est, volume), "nfe": nfe, "seconds": sec, "peak_bytes": peak}
+                      for name, (est, nfe, sec, peak) in estimates.items()}
+        images[task] = {name: est.detach().cpu() for name, (est, *_) in estimates.items()}
         print(json.dumps(rows[task], indent=1), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     # a real CT slice (pydicom's CT_small) from 18 views with the natural-image prior
@@ -149,17 +208,16 @@ def main(argv=None) -> None:
     norm = spectral_norm(op, torch.float32, device)
     natural = get_prior("natural-gray").to(device)
     lam_tv = choices["tv_lambda"][next(iter(TASKS))]
-    estimates = {"FBP": (op.fbp(problem.measurement), 0, 0.0)}
-    clock = time.perf_counter()
-    estimates["TV"] = (tv_baseline(op, problem.measurement, lam_tv, iters=100, stepsize=1 / norm**2,
-                                   init=op.fbp(problem.measurement)), 0, time.perf_counter() - clock)
+    estimates = {"FBP": measured(lambda: (op.fbp(problem.measurement), 0), device),
+                 "TV": measured(lambda: (tv_baseline(op, problem.measurement, lam_tv, iters=100, stepsize=1 / norm**2,
+                                                     init=op.fbp(problem.measurement)), 0), device)}
     for name, solver in {"VE-PC + CG": DiffusionMBIR(num_steps=args.steps),
                          "DPS": DPS(scale=choices["zeta_norm"] / norm, num_steps=args.steps)}.items():
         print(f"real CT slice: {name}", flush=True)
-        estimates[name] = run_solver(solver, problem, natural)
-    rows[REAL_TASK] = {name: {**metrics(est.reshape(truth.shape), truth), "nfe": nfe, "seconds": sec}
-                       for name, (est, nfe, sec) in estimates.items()}
-    plot_slice({name: est.detach().cpu().reshape(truth.shape[-2:]) for name, (est, _, _) in estimates.items()},
+        estimates[name] = measured(lambda: run_solver(solver, problem, natural), device)
+    rows[REAL_TASK] = {name: {**metrics(est.reshape(truth.shape), truth), "nfe": nfe, "seconds": sec, "peak_bytes": peak}
+                       for name, (est, nfe, sec, peak) in estimates.items()}
+    plot_slice({name: est.detach().cpu().reshape(truth.shape[-2:]) for name, (est, *_) in estimates.items()},
                truth.cpu()[0, 0], args.out / "ct_slice.png")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
@@ -180,12 +238,12 @@ def render(record: dict) -> str:
              f"chosen on slices 31–35 (TV λ: {record['choices']['tv_lambda']}). How and why: the docstring of "
              f"`benchmarks/ct_volume.py`.", ""]
     for task, rows in record["rows"].items():
-        lines += [f"## {task}", "", "| method | PSNR (dB) | SSIM (axial) | z-error | NFE / volume | seconds |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## {task}", "", "| method | PSNR (dB) | SSIM (axial) | z-error | NFE / volume | seconds | peak MiB |",
+                  "|---|---|---|---|---|---|---|"]
         for name, r in rows.items():
             z = f"{r['z_error']:.3f}" if "z_error" in r else "–"
             lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {z} | {r['nfe']} | "
-                         f"{r['seconds']:.1f} |")
+                         f"{r['seconds']:.1f} | {r['peak_bytes'] / 2**20:.0f} |")
         lines.append("")
     lines.append("Figures: `ct_volume.png` (axial middle slice, coronal and sagittal planes through the centre), "
                  "`ct_slice.png` (the real CT slice).")
