@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import torch
 from torch import Tensor
+
+#: a plain name (presets, model-card folders): letters, digits and ``_ . + -``, not starting with
+#: ``.`` — never a path
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def check_tensor(value: object, name: str) -> Tensor:

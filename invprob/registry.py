@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .checks import SAFE_NAME
+
 __all__ = ["get_solver", "plugin", "get_operator", "get_prior", "available", "presets", "instantiate", "config_dir",
            "load_preset", "locate", "build", "GROUPS", "NAME", "user_config_dir"]
 
 GROUPS = ("solvers", "operators", "priors")
 #: what a preset name may be: letters, digits and ``_ . + -``, not starting with ``.`` (never a path)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+NAME = SAFE_NAME
 
 
 def config_dir() -> Path:

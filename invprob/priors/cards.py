@@ -14,7 +14,6 @@ online. Architectures: ``adm`` (:func:`~invprob.priors.adm.load_adm`), ``diffuse
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import urllib.request
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..checks import SAFE_NAME
 from ..errors import CheckpointError
 from .loading import set_network_options, sha256
 
@@ -36,16 +36,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("INVPROB_CACHE") or Path.home() / ".cache" / "invprob")
 
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
-
-
 def card_folder(card: dict, folder: str | Path | None = None) -> Path:
     """Where a card's files live: ``folder``, else ``<cache>/<name>`` (the name is checked to
     be a plain folder name, so a card cannot point outside the cache)."""
     if folder is not None:
         return Path(folder)
     name = card.get("name")
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
         raise CheckpointError(f"model card name {name!r} is not a plain folder name (letters, digits, _ . + -).")
     return cache_dir() / name
 
