@@ -22,7 +22,7 @@ import yaml
 from .checks import SAFE_NAME
 
 __all__ = ["get_solver", "plugin", "get_operator", "get_prior", "available", "presets", "instantiate", "config_dir",
-           "load_preset", "locate", "build", "GROUPS", "NAME", "user_config_dir"]
+           "load_preset", "locate", "build", "GROUPS", "NAME", "user_config_dir", "keyword_arguments"]
 
 GROUPS = ("solvers", "operators", "priors")
 #: what a preset name may be: letters, digits and ``_ . + -``, not starting with ``.`` (never a path)
@@ -145,14 +145,20 @@ def build(group: str, name: str, config: dict[str, Any] | None = None) -> Any:
     return plugin(group, name)(**{k: instantiate(v) for k, v in config.items() if not k.startswith("_")})
 
 
-def _accepts(target: Any, names: set[str]) -> bool:
+def keyword_arguments(target: Any) -> tuple[set[str], bool]:
+    """``(the keyword arguments target takes, whether it takes **kwargs)``; ``(set(), True)``
+    when its signature cannot be read (anything may then be passed)."""
     try:
-        params = inspect.signature(target).parameters
+        params = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
-        return True
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return True
-    return names <= set(params)
+        return set(), True
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _accepts(target: Any, names: set[str]) -> bool:
+    named, any_keyword = keyword_arguments(target)
+    return any_keyword or names <= named
 
 
 def get_solver(name: str, **overrides: Any):

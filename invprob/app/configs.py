@@ -50,16 +50,9 @@ def preset_node(folder: str, name: str) -> dict[str, Any]:
 
 def _arguments(folder: str, name: str) -> tuple[set[str], set[str], bool]:
     """``(keys of the preset's node, the target's keyword arguments, whether it takes **kwargs)``."""
-    import inspect
-
     node = preset_node(folder, name)
     target = registry.plugin(folder, name) if PLUGIN_KEY in node else registry.locate(node["_target_"])
-    try:
-        params = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return set(node), set(), True
-    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return set(node), named, any(p.kind is p.VAR_KEYWORD for p in params)
+    return (set(node), *registry.keyword_arguments(target))
 
 
 def one_line(err: BaseException) -> str:
