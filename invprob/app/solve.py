@@ -165,7 +165,7 @@ def slice_wise(prior: Any, operator: Any, quiet: bool) -> Any:
         return prior  # the solver's check names the mismatch
     if not quiet:
         print(f"the operator acts on volumes of {shape[0]} slices: the prior denoises them slice by slice")
-    return SliceWisePrior(prior, shape[0]).to(device=prior.device)
+    return SliceWisePrior(prior, shape[0])
 
 
 def load_truth(path: Path, prior: Any, dtype: torch.dtype, input_range: tuple[float, float] | None) -> torch.Tensor:

@@ -90,16 +90,12 @@ class CT(LinearOperator):
         self.tomography = tomography
         self.register_buffer("angles", angles.float())  # degrees; follows .to(dtype) like the grids
         self.size, self.slices, self.fan_beam = size, slices, bool(fan_beam)
+        self.fan_parameters = dict(tomography.radon.fan_parameters) if fan_beam else None  # with deepinv's defaults
         self.detectors = int(detectors)
 
     @property
     def views(self) -> int:
         return self.angles.numel()
-
-    def _slices(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
-        """``(B, [D,] C, H, W)`` → ``(B·D·C, 1, H, W)`` and the leading shape to restore."""
-        lead = tuple(x.shape[:-2])
-        return x.reshape(-1, 1, *x.shape[-2:]), lead
 
     def _match(self, t: Tensor) -> Tensor:
         """``t`` if its dtype and device are the projector's, else one clear error."""
@@ -123,9 +119,8 @@ class CT(LinearOperator):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        flat, lead = self._slices(self._match(x))
-        y = self.tomography.A(flat)  # (n, 1, N, A): deepinv's detector-by-angle layout
-        return y.transpose(-1, -2).reshape(*lead, self.views, self.detectors)
+        y = self.tomography.A(self._match(x).reshape(-1, 1, self.size, self.size))  # (n, 1, N, A): deepinv's layout
+        return y.transpose(-1, -2).reshape(*x.shape[:-2], self.views, self.detectors)
 
     # ``adjoint``: LinearOperator's autograd transpose of ``forward`` (exact, any dtype).
 
@@ -134,7 +129,7 @@ class CT(LinearOperator):
         ramp filter along the detector, then the back-projection (the adjoint) scaled by
         ``π / (2 A)``. The classical fast reconstruction, an approximate inverse that streaks with
         few views (and, for fan beam, lacks the fan-angle weighting)."""
-        check_tensor(self._match(y), "y")
+        self._match(check_tensor(y, "y"))
         tomo = self.tomography
         ramp = tomo.filter if self.fan_beam else tomo.iradon.filter
         flat = y.reshape(-1, 1, self.views, self.detectors).transpose(-1, -2)  # (n, 1, N, A)

@@ -165,8 +165,7 @@ def load_sinogram(path: Path, store: dict[str, np.ndarray], operator: CT) -> tup
                              f"{operator.views}; store the angles in the file (`angles`, degrees) or set the view count "
                              f"(operator.angles.views={views}).")
     slices = data.shape[0] if data.dim() == 3 else None
-    fan = dict(operator.tomography.radon.fan_parameters) if operator.fan_beam else None
-    built = CT(operator.size, angles, slices=slices, fan_beam=operator.fan_beam, fan_parameters=fan)
+    built = CT(operator.size, angles, slices=slices, fan_beam=operator.fan_beam, fan_parameters=operator.fan_parameters)
     if detectors != built.detectors:
         raise InputError(f"`{key}` in {path} has {detectors} detector cells but a {operator.size}² image gives "
                          f"{built.detectors} in this geometry; set the image size (operator.size=...) to the "

@@ -91,6 +91,21 @@ class ZTV:
         return x, v, u
 
 
+class _Coupling:
+    """The :class:`ZTV` coupling a solver holds as ``coupling``; ``lam`` and ``rho`` read it (one
+    copy of the values, also for :func:`invprob.calibrate`, which reads tunables by name)."""
+
+    coupling: ZTV
+
+    @property
+    def lam(self) -> float:
+        return self.coupling.lam
+
+    @property
+    def rho(self) -> float:
+        return self.coupling.rho
+
+
 @dataclass(kw_only=True)
 class MBIRState(State):
     """DiffusionMBIR state: ``x`` is the VE sample at noise level ``sigma``; ``v``, ``u`` the
@@ -100,7 +115,7 @@ class MBIRState(State):
     u: Tensor
 
 
-class DiffusionMBIR(Solver):
+class DiffusionMBIR(_Coupling, Solver):
     r"""DiffusionMBIR: VE predictor–corrector sampling with an ADMM z-TV data step per step.
 
     Each of the ``num_steps`` steps at level ``σ_i`` (geometric from ``sigma_max`` to
@@ -146,7 +161,6 @@ class DiffusionMBIR(Solver):
         if not self.sigma_min < self.sigma_max:
             raise ValueError(f"`sigma_min` ({sigma_min}) must be below `sigma_max` ({sigma_max}).")
         self.coupling = ZTV(lam, rho, admm_iters, cg_iters)
-        self.lam, self.rho = float(lam), float(rho)
         # the official VESDE's discrete_sigmas, visited from σ_max down (timestep ⌊t (N−1)⌋ for t from 1)
         n = self.num_steps
         levels = torch.exp(torch.linspace(math.log(self.sigma_min), math.log(self.sigma_max), n, dtype=torch.float64))
@@ -191,7 +205,7 @@ class CoupledState(State):
     u: Tensor
 
 
-class SliceCoupled(Solver):
+class SliceCoupled(_Coupling, Solver):
     """Any pixel solver with DiffusionMBIR's slice coupling: after each of its steps, one call of
     :class:`ZTV` (total variation along the slice axis by ADMM, conjugate gradients for the
     data term) on its iterate ``x`` — e.g. DPS or DAPS on a volume with a
@@ -214,7 +228,6 @@ class SliceCoupled(Solver):
                             f"cannot be coupled row by row; wrap a per-sample solver such as DPS or DAPS.")
         self.solver = solver
         self.coupling = ZTV(lam, rho, admm_iters, cg_iters)
-        self.lam, self.rho = float(lam), float(rho)
         self.num_steps = solver.num_steps
         self.requires = tuple(dict.fromkeys(("linear", *solver.requires)))
 
@@ -229,8 +242,8 @@ class SliceCoupled(Solver):
     def start(self, context: SolveContext) -> CoupledState:
         inner = self.solver.start(context)
         zeros = torch.zeros_like(inner.x)
-        return context.new_state(CoupledState, inner.x, float(inner.sigma[0]), inner=inner, v=zeros, u=zeros) \
-            .replace(x0_hat=inner.x0_hat, sigma=inner.sigma)
+        state = context.new_state(CoupledState, inner.x, 0.0, inner=inner, v=zeros, u=zeros)
+        return state.replace(x0_hat=inner.x0_hat, sigma=inner.sigma)
 
     def step(self, state: CoupledState, i: int) -> CoupledState:
         inner = self.solver.step(state.inner, i)
