@@ -31,6 +31,12 @@ def build(name, steps=FAST_STEPS, population=64, inner_steps=None):
         for key in ("langevin_steps", "prior_steps"):
             if inner_steps is not None and key in params:
                 overrides[key] = inner_steps
+        if "lbfgs_iterations" in params:  # D-Flow: each step is this many objective evaluations
+            overrides["lbfgs_iterations"] = 1
+        if "normaliser" in params and registry.load_preset("solvers", name).get("normaliser") is None:
+            # FlowChef's paper step is sized for 3×64² measurements and diverges on these tiny ones
+            # (refused at init: tests/test_flow_solvers.py); the same pull per entry runs here
+            overrides["normaliser"] = 12288
     return registry.get_solver(name, **overrides)
 
 
@@ -77,8 +83,11 @@ def test_shapes_finiteness_and_accounting(name):
     # forward-operator calls; DiffPIR, DDNM and DDRM reach the operator only through its prox or SVD (none)
     assert result.operator_calls >= 1 or isinstance(solver, (DiffPIR, DDNM, DDRM))
     assert result.seconds > 0
-    # samples of the same measurement differ (it is a sampler, not an optimiser)
-    assert (result.samples[0, 0] - result.samples[0, 1]).abs().max() > 1e-6
+    # samples of the same measurement differ (it is a sampler, not an optimiser); an optimiser's
+    # (D-Flow's) random starts differ, its optima may coincide where the objective has one minimiser
+    start = solver.init(problem, prior, num_samples=3, generator=0)
+    drawn = start.x if solver.optimiser else result.samples.reshape(start.x.shape)
+    assert (drawn[0] - drawn[1]).abs().max() > 1e-6
 
 
 @pytest.mark.parametrize("name", SOLVER_PRESETS)

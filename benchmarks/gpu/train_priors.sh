@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the natural-gray, brain-mri and mnist-flow priors (the recipes behind
+# Train the natural-gray, brain-mri, mnist-flow, natural-gray-flow and brain-mri-flow priors (the recipes behind
 # invprob/weights/*/config.json "training"). Run from the repository root:
 #   INVPROB_DATA=/path/to/shared/data OUT=/tmp/out bash benchmarks/gpu/train_priors.sh
 # RECIPE=gpu (default): the shipped priors, one GPU, bf16 autocast, 3.6 M-parameter UNet.
@@ -46,7 +46,13 @@ if [ "$RECIPE" = cpu ]; then
       block_out_channels=[16,32,64] layers_per_block=1 max_minutes="$(mins 60)"
   run brain-mri data=brain-mri holdout=5 resize=128 image_size=96 batch_size=16 flips=true lr=4e-4 \
       block_out_channels=[16,32,64] layers_per_block=1 max_minutes="$(mins 45)"
-  latent_recipe
+  # The shipped flow priors (issue #19): the same data, crops and network as the CPU EDM recipe
+  # above, rectified-flow objective, shorter budgets.
+  run brain-mri-flow data=brain-mri holdout=5 resize=128 image_size=96 batch_size=16 flips=true lr=4e-4 \
+      objective=flow block_out_channels=[16,32,64] layers_per_block=1 max_minutes="$(mins 35)"
+  run natural-gray-flow data=train400 holdout=0 image_size=64 batch_size=32 flips=true lr=4e-4 \
+      objective=flow block_out_channels=[16,32,64] layers_per_block=1 max_minutes="$(mins 40)"
+  [ -n "$ONLY" ] || latent_recipe
   exit 0
 fi
 # Natural grayscale images: 64x64 patches of train400 (all 400 images; Set12 is the held-apart test set).

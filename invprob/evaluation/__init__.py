@@ -26,13 +26,13 @@ from .reference import ExactConditionalDAPS, ReferenceStats, reference_sampler
 from .runs import solve_each
 from .testbed import (FAMILIES, LATENT_SHAPE, PROBLEMS, SIGMA_Y, X_SHAPE, LatentTestProblem, LinearAutoencoder,
                       PhaseRetrievalTestProblem, gaussian_matrix_operator, gmm_prior, inpainting_operator,
-                      latent_problem, make_problem, phase_retrieval_problem)
+                      exact_flow_prior, latent_problem, make_problem, phase_retrieval_problem)
 
 __all__ = ["solve_each", 
     # testbed
     "gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS", "FAMILIES", "X_SHAPE", "SIGMA_Y",
     "PhaseRetrievalTestProblem", "phase_retrieval_problem", "LATENT_SHAPE", "LinearAutoencoder", "LatentTestProblem",
-    "latent_problem",
+    "latent_problem", "exact_flow_prior",
     # metrics
     "sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error", "psnr", "ssim",
     "lpips_metric", "set_distances",

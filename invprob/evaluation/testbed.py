@@ -21,12 +21,13 @@ from ..noise import Gaussian
 from ..operators.matrix import MatrixOperator
 from ..priors.latent import LatentPrior
 from ..operators.phase_retrieval import PhaseRetrieval
+from ..priors.adapters import FlowPrior
 from ..priors.gaussian import GaussianMixture, GaussianMixturePrior
 from ..problem import Problem
 
 __all__ = ["gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS",
            "X_SHAPE", "SIGMA_Y", "FAMILIES", "PhaseRetrievalTestProblem", "phase_retrieval_problem",
-           "LATENT_SHAPE", "LinearAutoencoder", "LatentTestProblem", "latent_problem"]
+           "LATENT_SHAPE", "LinearAutoencoder", "LatentTestProblem", "latent_problem", "exact_flow_prior"]
 
 X_SHAPE = (1, 8, 8)
 LATENT_SHAPE = (1, 4, 4)
@@ -103,6 +104,23 @@ def gaussian_matrix_operator(seed: int = 0, x_shape: tuple[int, ...] = X_SHAPE, 
     g = torch.Generator().manual_seed(int(seed) + 2)
     d = math.prod(x_shape)
     return MatrixOperator(torch.randn((m, d), generator=g, dtype=dtype) / math.sqrt(d), x_shape)
+
+
+def exact_flow_prior(prior: GaussianMixturePrior) -> FlowPrior:
+    """``prior`` as a rectified-flow velocity network (:class:`~invprob.priors.FlowPrior`): the exact
+    velocity ``v(x_t, t) = (x_t − E[x0 | x_t]) / t`` on the path ``x_t = (1 − t) x0 + t ε``, from the
+    exact denoiser at ``σ = t/(1 − t)``, and ``x_t − E[x0]`` at ``t = 1``: what the flow-native
+    solvers run on in the test bed."""
+    mean = (prior.weights[:, None] * prior.means.flatten(1)).sum(0)
+
+    def velocity(x: Tensor, t: Tensor) -> Tensor:
+        top = t >= 1
+        safe = torch.where(top, torch.full_like(t, 0.5), t)  # no 0/0 in the branch not taken (nor its gradient)
+        tb, topb = safe.reshape(-1, *([1] * (x.dim() - 1))), top.reshape(-1, *([1] * (x.dim() - 1)))
+        x0 = torch.where(topb, mean.reshape(x.shape[1:]).to(x.dtype), prior.denoise(x / (1 - tb), safe / (1 - safe)))
+        return torch.where(topb, x - x0, (x - x0) / tb)
+
+    return FlowPrior(velocity, x_shape=prior.x_shape, data_range=prior.data_range, dtype=prior.dtype)
 
 
 def make_problem(name: str, seed: int = 0, num_measurements: int = 1, sigma_y: float = SIGMA_Y,

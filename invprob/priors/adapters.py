@@ -129,7 +129,8 @@ class VPPrior(Prior):
 
 class FlowPrior(Prior):
     """A rectified-flow velocity network (``x_t = (1−t) x0 + t ε``, ``v = ε − x0``) as a σ-space
-    denoiser.
+    denoiser (``denoise(x, σ)`` evaluates it at ``t = σ/(1 + σ)`` on ``x/(1 + σ)``), and as itself
+    for the flow-native solvers: ``flow_denoise(x_t, t) = x_t − t v(x_t, t)``, exact up to ``t = 1``.
 
     Args:
         network: ``net(x_t, t · time_scale) -> v``.
@@ -145,12 +146,14 @@ class FlowPrior(Prior):
         self.data_range = data_range
         _declare_dtype(self, dtype)
 
+    velocity_native = True
+
     def _denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
         t = sampling.flow_time_from_sigma(sigma)
-        tb = _bcast(t, x)
-        x_t = x * (1 - tb)  # = x / (1 + σ)
-        v = self.network(x_t, t * self.time_scale)
-        return x_t - tb * v
+        return self._flow_denoise(x * _bcast(1 - t, x), t)  # x (1 − t) = x / (1 + σ)
+
+    def _flow_denoise(self, x_t: Tensor, t: Tensor) -> Tensor:
+        return x_t - _bcast(t, x_t) * self.network(x_t, t * self.time_scale)
 
 
 class EDMPrior(Prior):

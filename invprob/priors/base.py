@@ -101,20 +101,63 @@ class Prior(nn.Module):
         Returns:
             ``x0_hat`` of shape ``(B, *x_shape)``.
         """
+        self._check_input(x)
+        sigma = as_sigma(sigma, x.shape[0], x)
+        return self._call(self._denoise, x, sigma, sigma)
+
+    def flow_denoise(self, x_t: Tensor, t: Tensor | float) -> Tensor:
+        """MMSE estimate of ``x0`` from ``x_t = (1 − t) x0 + t ε`` on the rectified-flow
+        (conditional OT) path, ``t = 1`` pure noise, ``t → 0`` the data: what flow-native solvers
+        (:mod:`invprob.solvers.flow`) call. One network evaluation (one NFE).
+
+        Any prior answers it through the σ-space denoiser: ``x_t / (1 − t) = x0 + σ ε`` with
+        ``σ = t / (1 − t)``, so ``flow_denoise(x_t, t) = denoise(x_t / (1 − t), t / (1 − t))``, the
+        same MMSE estimate whatever the parameterisation the network was trained in (a VP or EDM
+        prior runs flow solvers through this conversion). That needs ``t < 1``; a velocity network
+        (:class:`~invprob.priors.FlowPrior`) is evaluated at ``t`` directly, ``t = 1`` included.
+        The velocity is ``v = (x_t − x̂0) / t``.
+
+        Args:
+            x_t: points of the path ``(B, *x_shape)``.
+            t: flow times ``(B,)`` in ``(0, 1)`` (``(0, 1]`` for a flow prior) or a scalar.
+
+        Returns:
+            ``x0_hat`` of shape ``(B, *x_shape)``.
+        """
+        self._check_input(x_t)
+        t = as_sigma(t, x_t.shape[0], x_t, name="t")
+        top = float(t.max())
+        if top > 1 or (top == 1 and not self.velocity_native):
+            fix = ("" if top > 1 else f"; {type(self).__name__} is a σ-space denoiser, which is evaluated at "
+                   "σ = t/(1 − t) and cannot be at t = 1 (σ = ∞): start the path just below 1, e.g. 1 − 1e-5")
+            raise ValueError(f"`t` must be in (0, 1], got max {top!r}{fix}.")
+        return self._call(self._flow_denoise, x_t, t, t / (1 - t))
+
+    #: whether the network is a velocity field (``flow_denoise`` is then exact up to ``t = 1``)
+    velocity_native: bool = False
+
+    def _flow_denoise(self, x_t: Tensor, t: Tensor) -> Tensor:
+        keep = _bcast_like(1 - t, x_t)
+        return self._denoise(x_t / keep, t / (1 - t))
+
+    def _check_input(self, x: Tensor) -> None:
         check_tensor(x, "x")
         if self.x_shape is not None:
             check_shape(x, self.x_shape, "x")
         elif x.dim() >= 3 and (x.shape[-1] % self.size_multiple or x.shape[-2] % self.size_multiple):
             raise ValueError(f"`x` has size {tuple(x.shape[-2:])}, but this prior's network needs height and "
                              f"width divisible by {self.size_multiple}; crop or pad the image.")
-        sigma = as_sigma(sigma, x.shape[0], x)
+
+    def _call(self, fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, level: Tensor, sigma: Tensor) -> Tensor:
+        """``fn(x, level)`` after the denoise hooks (given the σ-space ``sigma``), in chunks of
+        ``max_batch``: one NFE."""
         if not self.__dict__.get("_hooks_suspended", False):
             for hook in self.__dict__.get("_denoise_hooks", {}).values():
                 hook(self, x, sigma)
         chunk = self._max_batch
         if chunk is None or x.shape[0] <= chunk:
-            return self._denoise(x, sigma)
-        return torch.cat([self._denoise(xc, sc) for xc, sc in zip(x.split(chunk), sigma.split(chunk))])
+            return fn(x, level)
+        return torch.cat([fn(xc, lc) for xc, lc in zip(x.split(chunk), level.split(chunk))])
 
     def score(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """``∇_x log p_σ(x) = (x0_hat − x) / σ²`` (Tweedie's formula)."""
@@ -145,3 +188,8 @@ class Prior(nn.Module):
             if tensor.is_floating_point() and name not in self._schedule_buffers:
                 return tensor.dtype
         return torch.float32
+
+
+def _bcast_like(v: Tensor, x: Tensor) -> Tensor:
+    """``(B,)`` values shaped to broadcast over ``x`` ``(B, ...)``."""
+    return v.reshape(-1, *([1] * (x.dim() - 1)))

@@ -7,17 +7,21 @@ from .ddrm import DDRM
 from .diffpir import DiffPIR
 from .diffusion_mbir import ZTV, DiffusionMBIR, SliceCoupled
 from .dps import DPS
+from .d_flow import DFlow
 from .enkg import EnKG
+from .flowchef import FlowChef
 from .latent import PSLD, LatentDAPS, LatentSolver
 from .smc import TemperedSMC
 from .tds import TDS
 from .mcg import MCG
 from .mmps import MMPS
+from .ot_ode import OTODE
 from .pigdm import PiGDM
+from .pnp_flow import PnPFlow
 from .reddiff import REDDiff
 from .resample import ReSample
 from .stsl import STSL
 
 __all__ = ["Solver", "State", "SolveResult", "Tunable", "DPS", "MCG", "REDDiff", "DAPS", "DDNM", "DDRM", "DiffPIR", "EnKG", "TemperedSMC",
-           "PiGDM", "MMPS", "TDS",
+           "PiGDM", "MMPS", "TDS", "FlowChef", "PnPFlow", "OTODE", "DFlow",
            "LatentSolver", "LatentDAPS", "PSLD", "ReSample", "STSL", "DiffusionMBIR", "SliceCoupled", "ZTV"]

@@ -222,6 +222,9 @@ class Solver:
     num_steps: int
     requires: tuple[str, ...] = ()
     tunables: dict[str, Tunable] = {}
+    #: the samples are optima of an objective reached from random starts (D-Flow): where the
+    #: objective has a single minimiser they coincide, whatever the start
+    optimiser: bool = False
 
     @property
     def nfe_per_sample(self) -> int:

@@ -12,7 +12,19 @@ from ..linalg import conjugate_gradient
 from ..sampling import ddim_sigmas
 from .base import SolveContext, Solver, State, Tunable
 
-__all__ = ["PiGDM"]
+__all__ = ["PiGDM", "regularised_pinv"]
+
+
+def regularised_pinv(state: State, residual: Tensor, r2: float, cg_iterations: int) -> Tensor:
+    """``Aᵀ (r² AAᵀ + σ_y² I)⁻¹ residual`` ``(B, *x_shape)``: exact in the operator's SVD where it
+    has one, else ``cg_iterations`` conjugate-gradient iterations (ΠGDM's and OT-ODE's guidance)."""
+    op, var_y = state.problem.operator, state.problem.noise.sigma ** 2
+    if op.has_svd:
+        svd = op.svd()
+        s = svd.values_per_row(residual.shape[0], state.x.dtype)
+        gain = torch.where(s > 0, s / (r2 * s**2 + var_y).clamp_min(torch.finfo(s.dtype).tiny), torch.zeros_like(s))
+        return svd.V(gain * svd.Ut(residual))
+    return op.adjoint(conjugate_gradient(lambda p: r2 * op(op.adjoint(p)) + var_y * p, residual, cg_iterations))
 
 
 @dataclass(kw_only=True)
@@ -88,15 +100,7 @@ class PiGDM(Solver):
 
     def guidance_vector(self, state: State, residual: Tensor, r2: float) -> Tensor:
         """``v = r² Aᵀ (r² AAᵀ + σ_y² I)⁻¹ residual`` ``(B, *x_shape)`` (``A⁺ residual`` when σ_y = 0)."""
-        op, var_y = state.problem.operator, state.problem.noise.sigma ** 2
-        if op.has_svd:
-            svd = op.svd()
-            s = svd.values_per_row(residual.shape[0], state.x.dtype)
-            gain = torch.where(s > 0, r2 * s / (r2 * s**2 + var_y).clamp_min(torch.finfo(s.dtype).tiny),
-                               torch.zeros_like(s))
-            return svd.V(gain * svd.Ut(residual))
-        u = conjugate_gradient(lambda p: r2 * op(op.adjoint(p)) + var_y * p, residual, self.cg_iterations)
-        return r2 * op.adjoint(u)
+        return r2 * regularised_pinv(state, residual, r2, self.cg_iterations)
 
     def step(self, state: PiGDMState, i: int) -> PiGDMState:
         sigma, sigma_next, B = self.sigmas[i], self.sigmas[i + 1], state.x.shape[0]
