@@ -49,7 +49,7 @@ import torch
 
 from invprob import Problem
 from invprob.datasets import load_images
-from invprob.evaluation import psnr, ssim, tv_baseline
+from invprob.evaluation import PeakMemory, psnr, ssim, tv_baseline
 from invprob.evaluation.datasets import ct_slice
 from invprob.noise import Gaussian
 from invprob.operators import CT, ct_angles
@@ -81,55 +81,6 @@ def metrics(estimate: torch.Tensor, truth: torch.Tensor) -> dict:
 def simulate(volume: torch.Tensor, views: int, span: float, seed: int = 0):
     op = CT(volume.shape[-1], ct_angles(views, span=span), slices=volume.shape[0])
     return Problem.simulate(op, volume[None], Gaussian(SIGMA_Y), generator=torch.Generator().manual_seed(seed))
-
-
-class PeakMemory:
-    """Peak memory of a block, in bytes above its start: the CUDA allocator's peak on a GPU; on
-    the CPU the peak resident set size, sampled every 5 ms from ``/proc/self/statm`` (Linux),
-    after glibc's ``malloc_trim`` has returned the memory earlier blocks freed."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.bytes = device, 0
-
-    @staticmethod
-    def rss() -> int:
-        import os
-
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self._peak = max(self._peak, self.rss())
-
-    def __enter__(self) -> "PeakMemory":
-        import threading
-
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._start = torch.cuda.memory_allocated(self.device)
-        else:
-            try:  # hand freed heap memory back to the OS, so that reused pool memory counts again
-                import ctypes
-
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
-            except (OSError, AttributeError):
-                pass
-            self._start = self._peak = self.rss()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.bytes = torch.cuda.max_memory_allocated(self.device) - self._start
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.bytes = max(self._peak, self.rss()) - self._start
 
 
 def measured(run, device: torch.device) -> tuple[torch.Tensor, int, float, int]:

@@ -37,8 +37,8 @@ from pathlib import Path
 import torch
 
 from invprob.errors import UnsupportedProblemError
-from invprob.evaluation import (PROBLEMS, coverage, latent_problem, make_problem, posterior_mean_error,
-                                sliced_wasserstein, sliced_wasserstein_floor)
+from invprob.evaluation import (PROBLEMS, coverage, exact_flow_prior, latent_problem, make_problem,
+                                posterior_mean_error, sliced_wasserstein, sliced_wasserstein_floor)
 from invprob.registry import get_solver
 
 # label -> (preset, overrides). The paper presets at their default NFE, and the presets tuned
@@ -89,6 +89,15 @@ LATENT = {name: (name, {}) for name in ("latent-daps", "latent-daps-inpainting-r
                                         "latent-daps-deblur", "latent-daps-motion-deblur", "psld",
                                         "psld-inpainting-box", "psld-ldm", "psld-ldm-super-resolution",
                                         "resample", "resample-noise-stop", "stsl", "latent-daps-gmm-tuned")}
+# Flow-native solvers on the exact velocity (--flow: invprob.evaluation.exact_flow_prior, the test-bed
+# prior as a FlowPrior), each preset at its reference settings (solvers/flowchef*.yaml, pnp-flow*.yaml,
+# ot-ode*.yaml, d-flow*.yaml), and DPS / DAPS / ΠGDM run on the same flow prior through its σ-space view.
+FLOW = {name: (name, {}) for name in (
+    "flowchef", "flowchef-fixed-scale", "flowchef-gmm-tuned",
+    "pnp-flow", "pnp-flow-deblur", "pnp-flow-super-resolution", "pnp-flow-inpainting-box", "pnp-flow-inpainting-random",
+    "ot-ode", "ot-ode-deblur", "ot-ode-super-resolution", "ot-ode-inpainting-box", "ot-ode-inpainting-random",
+    "d-flow", "d-flow-deblur", "d-flow-super-resolution", "d-flow-inpainting-box", "d-flow-inpainting-random",
+    "dps", "daps", "pigdm")}
 # Matched budget of 1000 NFE per sample where the default differs (DPS, MCG, DAPS: already 1000).
 MATCHED = {"reddiff-1000": ("reddiff-1000", {})}
 
@@ -172,7 +181,7 @@ def evaluate(samples: torch.Tensor, exact: torch.Tensor, post, floor: float, see
 
 def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress: bool = False,
         deepinv_solvers: dict | None = None, family: str = "smooth", quiet: bool = False,
-        latent: bool = False) -> dict:
+        latent: bool = False, flow: bool = False) -> dict:
     deepinv_solvers = DEEPINV if deepinv_solvers is None else deepinv_solvers
     report = {"seed": seed, "num_samples": num_samples, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
@@ -187,6 +196,8 @@ def run(seed: int, num_samples: int, solvers: dict, problems=PROBLEMS, progress:
             prior, problem, _ = make_problem(name, seed=seed, family=family)
             post = prior.posterior(problem)
             prior_samples = prior.sample
+            if flow:  # the same prior seen as its exact velocity field
+                prior = exact_flow_prior(prior)
         g = torch.Generator().manual_seed(seed + 100)
         exact = post.sample(num_samples, g)[0]
         floor = sliced_wasserstein_floor(lambda n, gen: post.sample(n, gen)[0], num_samples, generator=g).item()
@@ -256,14 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matched", action="store_true", help="add the 1000-NFE variants")
     parser.add_argument("--latent", action="store_true",
                         help="the latent solvers on the exact latent test bed (images D(z) = W z) instead")
+    parser.add_argument("--flow", action="store_true",
+                        help="the flow-native solvers on the test-bed prior's exact velocity (a FlowPrior) instead")
     parser.add_argument("--solvers", nargs="*", default=None, help="subset of the labels to run")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--note", default="", help="what else ran on the machine meanwhile (recorded)")
     parser.add_argument("--scales", type=float, nargs="*", default=None,
                         help="instead of the presets, sweep DPS's scale over these values")
     args = parser.parse_args(argv)
-    solvers = LATENT if args.latent else dict(SOLVERS, **(MATCHED if args.matched else {}))
-    deepinv_solvers = {} if args.latent else DEEPINV
+    solvers = LATENT if args.latent else FLOW if args.flow else dict(SOLVERS, **(MATCHED if args.matched else {}))
+    deepinv_solvers = {} if args.latent or args.flow else DEEPINV
     if args.solvers:
         solvers = {k: v for k, v in solvers.items() if k in args.solvers}
         deepinv_solvers = {k: v for k, v in DEEPINV.items() if k in args.solvers}
@@ -272,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         deepinv_solvers = {}
     start = time.perf_counter()
     report = run(args.seed, args.num_samples, solvers, progress=args.progress, deepinv_solvers=deepinv_solvers,
-                 latent=args.latent)
+                 latent=args.latent, flow=args.flow)
     report["total_seconds"] = time.perf_counter() - start
     this_run = {"command": shlex.join(["python", "benchmarks/posterior_gmm.py", *(sys.argv[1:] if argv is None else argv)]),
                 "seconds": round(report["total_seconds"]), "threads": report["threads"]}
