@@ -42,7 +42,7 @@ from invprob.registry import get_prior
 from invprob.training import sample_unconditional
 
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
-SAMPLE_SHAPE = {"natural-gray": (1, 64, 64)}  # fully convolutional: sample 64×64 patches
+SAMPLE_SHAPE = {"natural-gray": (1, 64, 64), "natural-gray-flow": (1, 64, 64)}  # fully convolutional: sample 64×64 patches
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -118,7 +118,7 @@ def _score_exported(specs: list[str], num_images: int) -> int:
         if name not in HELD_APART or not folder:
             raise SystemExit(f"--exported: expected NAME=FOLDER with NAME one of {sorted(HELD_APART)}, got {spec!r}")
         folder = Path(folder)
-        prior = load_shipped(folder.name, folder=folder, fully_convolutional=name == "natural-gray")
+        prior = load_shipped(folder.name, folder=folder, fully_convolutional=name.startswith("natural-gray"))
         rows, _ = evaluate(name, num_images, prior=prior, samples_png=RESULTS / f"prior_{name}_{folder.name}_samples.png")
         steps = json.loads((folder / "config.json").read_text())["training"].get("steps_done")
         cells = " | ".join(f"{rows[s][0]:.2f} → {rows[s][1]:.2f}" for s in SIGMAS)

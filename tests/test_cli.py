@@ -195,3 +195,13 @@ def test_a_submitit_job_of_two_tasks_shards_the_solve_like_torchrun(tmp_path):
     assert json.loads(metrics.read_text())["ranks"] == 2
     a, b = np.load(tmp_path / "single" / "samples.npy"), np.load(metrics.parent / "samples.npy")
     assert np.allclose(a, b, atol=1e-12)
+
+
+def test_flow_solvers_run_from_the_cli_and_a_diverging_step_is_refused_in_one_line(tmp_path):
+    ok = invprob(["solve", *FAST, "solver=ot-ode", "hydra.run.dir=run"], tmp_path)  # the GMM prior, σ-space
+    assert ok.returncode == 0, ok.stderr
+    assert np.load(tmp_path / "run" / "samples.npy").shape == (1, 3, 1, 8, 8)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["nfe_per_sample"] == 20
+    bad = invprob(["solve", *FAST, "solver=flowchef", "hydra.run.dir=run2"], tmp_path)  # the paper's 500
+    assert bad.returncode == 2 and "step_size <=" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "run2" / "samples.npy").exists()

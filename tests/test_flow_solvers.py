@@ -87,7 +87,7 @@ def test_flowchef_refuses_a_diverging_step_and_names_the_largest_stable_one():
     with pytest.raises(UnsupportedProblemError, match=r"step_size <= 3\.7"):
         FlowChef().init(problem, prior, num_samples=1, generator=0)  # the paper's 500
     FlowChef(step_size=3.6).init(problem, prior, num_samples=1, generator=0)
-    FlowChef(normaliser=12288).init(problem, prior, num_samples=1, generator=0)  # the paper's pull per entry
+    FlowChef(reference_size=12288).init(problem, prior, num_samples=1, generator=0)  # the paper's pull per entry
     with pytest.raises(ValueError, match="`step_size`"):
         FlowChef(step_size=-1.0)
 
@@ -189,3 +189,15 @@ def test_flow_solvers_beat_the_prior_by_half_on_the_gmm_test_bed(name):
     samples = PnPFlow(alpha=0.01).solve(problem, flow, num_samples=200, generator=0, progress=False).samples[0]
     mean = post.mean()[0]
     assert posterior_mean_error(samples, mean) < 0.2 * posterior_mean_error(prior_draws, mean)
+
+
+def test_d_flow_memory_is_per_row_so_a_sample_does_not_depend_on_its_batch():
+    """More iterations than ``history_size``: each row keeps its own last pairs, whatever the rows beside it keep."""
+    prior, problem = _problem(M=2)
+    solver = DFlow(num_steps=3, lbfgs_iterations=5, ode_steps=2, inversion_steps=2, history_size=3)
+    full = solver.solve(problem, prior, num_samples=3, generator=5, progress=False)
+    alone = Problem(problem.operator, problem.measurement[1:], problem.noise)
+    single = solver.solve(alone, prior, num_samples=1, generator=5, progress=False).samples
+    assert torch.allclose(full.samples[1, :1], single[0], atol=1e-10)
+    history = full.state.history
+    assert 0 < len(history) and all(int(sum((rho != 0).long() for _, _, rho in history)[b]) <= 3 for b in range(6))

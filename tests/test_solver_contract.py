@@ -33,10 +33,10 @@ def build(name, steps=FAST_STEPS, population=64, inner_steps=None):
                 overrides[key] = inner_steps
         if "lbfgs_iterations" in params:  # D-Flow: each step is this many objective evaluations
             overrides["lbfgs_iterations"] = 1
-        if "normaliser" in params and registry.load_preset("solvers", name).get("normaliser") is None:
+        if "reference_size" in params and registry.load_preset("solvers", name).get("reference_size") is None:
             # FlowChef's paper step is sized for 3×64² measurements and diverges on these tiny ones
             # (refused at init: tests/test_flow_solvers.py); the same pull per entry runs here
-            overrides["normaliser"] = 12288
+            overrides["reference_size"] = 12288
     return registry.get_solver(name, **overrides)
 
 

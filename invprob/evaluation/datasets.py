@@ -16,7 +16,8 @@ from ..io import load_image
 __all__ = ["set12", "HELD_APART", "held_apart", "ct_slice", "CT_SLICE_SHA256"]
 
 HELD_APART = {"mnist": "MNIST 9500+", "mnist-flow": "MNIST 9500+", "natural-gray": "Set12 256² crops",
-              "brain-mri": "brain slices 36–40, 128²", "brain-mri-latent": "brain slices 36–40, 128²"}
+              "natural-gray-flow": "Set12 256² crops", "brain-mri": "brain slices 36–40, 128²",
+              "brain-mri-latent": "brain slices 36–40, 128²", "brain-mri-flow": "brain slices 36–40, 128²"}
 """The shipped priors that have a held-apart set (:func:`held_apart`), and a short label of it."""
 
 
@@ -44,8 +45,9 @@ def held_apart(prior: str) -> Tensor:
     """The images shipped prior ``prior`` was not trained on, ``(N, C, H, W)`` in [-1, 1].
 
     ``'mnist'``, ``'mnist-flow'``: MNIST test images 9500–9999 (32×32, the last 500 of
-    ``load_images('mnist', 32)``); ``'natural-gray'``: :func:`set12` (trained on BSD crops);
-    ``'brain-mri'``: slices 36–40 of the 40 brain MR slices resized to 128×128 (the last 5 of
+    ``load_images('mnist', 32)``); ``'natural-gray'``, ``'natural-gray-flow'``: :func:`set12`
+    (trained on BSD crops); ``'brain-mri'``, ``'brain-mri-latent'``, ``'brain-mri-flow'``: slices
+    36–40 of the 40 brain MR slices resized to 128×128 (the last 5 of
     ``load_images('brain-mri', 128, resize=128)``).
 
     Raises:
@@ -53,9 +55,9 @@ def held_apart(prior: str) -> Tensor:
     """
     if prior in ("mnist", "mnist-flow"):
         return load_images("mnist", 32, holdout=500)[1]
-    if prior == "natural-gray":
+    if prior in ("natural-gray", "natural-gray-flow"):
         return set12()
-    if prior in ("brain-mri", "brain-mri-latent"):
+    if prior in ("brain-mri", "brain-mri-latent", "brain-mri-flow"):
         return load_images("brain-mri", 128, holdout=5, resize=128)[1]
     raise KeyError(f"no held-apart images for prior {prior!r}; choose one of {sorted(HELD_APART)}.")
 

@@ -29,9 +29,12 @@ class DFlowState(FlowState):
         loss, grad: the objective at ``z`` ``(B,)`` and its gradient ``(B, *x_shape)``.
         direction, step_length: the pending L-BFGS direction and its trial step per row.
         fresh: rows whose next direction is new (their last trial was accepted) ``(B,)`` bool.
-        frozen: rows that met a stopping tolerance ``(B,)`` bool.
-        history: L-BFGS pairs ``(s, y, ρ)`` (flat ``(B, n)``, ``ρ = 0`` where a row's pair is not
-            kept), oldest first; ``h_diag``: the initial inverse-Hessian scale per row.
+        converged: rows whose gradient met the tolerance (frozen for good) ``(B,)`` bool.
+        stalled: rows whose rejected trial step was below the tolerance (frozen until the next
+            outer step, which restarts them along a new direction) ``(B,)`` bool.
+        history: L-BFGS pairs ``(s, y, ρ)`` (flat ``(B, n)``, ``ρ = 0`` where the pair is not one of
+            the row's last ``history_size`` kept pairs), oldest first; ``h_diag``: the initial
+            inverse-Hessian scale per row.
         iterations: L-BFGS iterations done.
     """
 
@@ -41,7 +44,8 @@ class DFlowState(FlowState):
     direction: Tensor
     step_length: Tensor
     fresh: Tensor
-    frozen: Tensor
+    converged: Tensor
+    stalled: Tensor
     history: tuple = ()
     h_diag: Tensor
     iterations: int = 0
@@ -61,13 +65,15 @@ class DFlow(Solver):
     ``ode_steps``), and ``d`` the number of entries of ``z`` (the χ_d negative log-likelihood of
     ``‖z‖``). ``z`` starts from the blend ``√α T⁻¹(Aᵀy) + √(1 − α) ε``, ``T⁻¹`` the inverse flow
     (``inversion_steps`` midpoint steps from ``t = 10⁻³`` to 1; ``ε`` alone for a nonlinear
-    operator, which has no adjoint). Each of ``num_steps`` steps runs ``lbfgs_iterations``
+    operator, which has no adjoint; the reference starts the inversion at the data end, ``t = 0``,
+    where a σ-space denoiser has no velocity). Each of ``num_steps`` steps runs ``lbfgs_iterations``
     L-BFGS iterations (history ``history_size``); the sample is ``T(z)``.
 
     Defaults are those of ``pnpflow/methods/d_flow.py`` in annegnx/PnP-Flow, the implementation
     the PnP-Flow paper compares with (no official D-Flow code is public): ``steps_euler: 6``
-    grid points = 5 midpoint steps, ``lmbda``, the blend ``alpha``, ``max_iter`` outer × ``LBFGS_iter``
-    inner iterations, ``history_size=100`` (``config/method_config/d_flow.yaml``, lines 85–121
+    grid points = 5 midpoint steps, ``lmbda``, the blend ``alpha``, ``max_iter`` outer steps of
+    ``LBFGS(max_iter=LBFGS_iter)`` (each also capped at torch's default 25 evaluations),
+    ``history_size=100`` (``config/method_config/d_flow.yaml``, lines 85–121
     of the method), the regulariser with the sign of its current code (commit ``da3f625``: the
     χ_d negative log-likelihood; the code of the paper's tables had it reversed). Deviations,
     each so that a sample does not depend on the batch it is drawn in: L-BFGS runs per row
@@ -76,10 +82,13 @@ class DFlow(Solver):
     point per row — step 1 along the L-BFGS direction (torch's ``min(1, 1/‖g‖₁)`` on the first
     iteration), halved along the same direction while the objective does not decrease — so the
     cost is fixed; the inversion uses fixed midpoint steps instead of dopri5 at tolerance 10⁻⁵.
-    A row stops (its ``z`` frozen) when ``max |∇| ≤ 10⁻⁷`` or its trial step moves ``z`` by at
-    most 10⁻⁹ (torch's ``tolerance_grad`` and ``tolerance_change``).
+    A row stops for good when ``max |∇| ≤ 10⁻⁷`` (torch's ``tolerance_grad``) and for the rest of
+    the outer step when a rejected trial moves ``z`` by at most 10⁻⁹ (its ``tolerance_change``,
+    which ends a ``step()`` call); torch's tests on the loss change and on the directional
+    derivative have no counterpart. Each row keeps its own last ``history_size`` pairs.
 
-    NFE per sample = ``2·inversion_steps + 2·ode_steps·(1 + num_steps·lbfgs_iterations)``, each
+    NFE per sample = ``2·inversion_steps + 2·ode_steps·(1 + num_steps·lbfgs_iterations)`` (without
+    the inversion's ``2·inversion_steps`` for a nonlinear operator), each
     objective evaluation also one backpropagation through the ``2·ode_steps`` calls; one
     forward-operator call per evaluation. Needs a differentiable operator.
 
@@ -87,7 +96,7 @@ class DFlow(Solver):
         reg_weight: λ (0.01: ``lmbda`` of ``d_flow.yaml``; the test scripts use 0.001, the
             ``d-flow-*`` presets).
         blend: α of the blended start (0.1: ``alpha``).
-        num_steps: outer iterations (20: ``max_iter``; per task 7–20 in ``scripts/script_test.sh``).
+        num_steps: outer iterations (20: ``max_iter``; per task 3–20 in ``scripts/script_test.sh``).
         lbfgs_iterations: L-BFGS iterations per outer iteration (20: ``LBFGS_iter``).
         ode_steps: midpoint steps of ``T`` (5: ``steps_euler: 6`` grid points).
         inversion_steps: midpoint steps of ``T⁻¹`` for the start (20).
@@ -183,9 +192,12 @@ class DFlow(Solver):
         loss, grad, x = self.objective(probe, z)
         false = torch.zeros(B, dtype=torch.bool, device=z.device)
         return context.new_state(DFlowState, x, 0.0, z=z, loss=loss, grad=grad, direction=torch.zeros_like(z),
-                                 step_length=z.new_zeros(B), fresh=~false, frozen=false, h_diag=z.new_ones(B))
+                                 step_length=z.new_zeros(B), fresh=~false, converged=false, stalled=false,
+                                 h_diag=z.new_ones(B))
 
     def step(self, state: DFlowState, i: int) -> DFlowState:
+        # as a new call of torch's LBFGS.step: a stalled row restarts along a new direction
+        state = state.replace(fresh=state.fresh | state.stalled, stalled=torch.zeros_like(state.stalled))
         for _ in range(self.lbfgs_iterations):
             state = self.lbfgs_iteration(state)
         return state
@@ -200,29 +212,40 @@ class DFlow(Solver):
         start_length = (1.0 / g.abs().sum(1)).clamp(max=1.0) if first else g.new_ones(B)
         direction = torch.where(state.fresh[:, None], new_direction, flat(state.direction))
         length = torch.where(state.fresh, start_length, state.step_length)
-        length = torch.where(state.frozen, torch.zeros_like(length), length)
+        frozen = state.converged | state.stalled
+        length = torch.where(frozen, torch.zeros_like(length), length)
         step = length[:, None] * direction
         loss, grad, x = self.objective(state, state.z + step.reshape(state.z.shape))
-        accept = ~state.frozen & torch.isfinite(loss) & (loss <= state.loss)
+        accept = ~frozen & torch.isfinite(loss) & (loss <= state.loss)
         # the curvature pair of an accepted step (torch's LBFGS keeps it when yᵀs > 1e-10)
         y = flat(grad) - g
         ys = (y * step).sum(1)
         keep = accept & (ys > 1e-10)
         rho = torch.where(keep, 1.0 / ys.where(keep, torch.ones_like(ys)), torch.zeros_like(ys))
-        history = state.history
-        if bool(keep.any()):
-            history = (history + ((step, y, rho),))[-self.history_size:]
+        history = self.trim(state.history + ((step, y, rho),)) if bool(keep.any()) else state.history
         h_diag = torch.where(keep, ys / (y * y).sum(1).where(keep, torch.ones_like(ys)), state.h_diag)
-        small_grad = flat(grad).abs().amax(1) <= 1e-7
-        tiny_step = step.abs().amax(1) <= 1e-9
-        frozen = state.frozen | (accept & small_grad) | (~accept & tiny_step)
+        converged = state.converged | (accept & (flat(grad).abs().amax(1) <= 1e-7))
+        stalled = ~frozen & ~accept & (step.abs().amax(1) <= 1e-9)
         shape = (B, *([1] * (state.z.dim() - 1)))
         a = accept.reshape(shape)
         return state.replace(
             z=torch.where(a, state.z + step.reshape(state.z.shape), state.z), loss=torch.where(accept, loss, state.loss),
             grad=torch.where(a, grad, state.grad), x=torch.where(a, x, state.x), x0_hat=torch.where(a, x, state.x),
             direction=direction.reshape(state.z.shape), step_length=torch.where(accept, length, 0.5 * length),
-            fresh=accept, frozen=frozen, history=history, h_diag=h_diag, iterations=state.iterations + 1)
+            fresh=accept, converged=converged, stalled=state.stalled | stalled, history=history, h_diag=h_diag,
+            iterations=state.iterations + 1)
+
+    def trim(self, history: tuple) -> tuple:
+        """Each row's last ``history_size`` kept pairs (torch's LBFGS drops a row's oldest pair
+        when its memory is full): older pairs of that row get ``ρ = 0``; entries no row keeps go."""
+        kept, out = None, []
+        for s, y, rho in reversed(history):
+            count = (rho != 0).long() if kept is None else kept + (rho != 0).long()
+            kept = count
+            rho = torch.where(count <= self.history_size, rho, torch.zeros_like(rho))
+            if bool((rho != 0).any()):
+                out.append((s, y, rho))
+        return tuple(reversed(out))
 
     @staticmethod
     def two_loop(state: DFlowState) -> Tensor:

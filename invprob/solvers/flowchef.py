@@ -28,12 +28,12 @@ class FlowChef(Solver):
         \qquad x_{t_{i+1}} = x_t + (t_{i+1} - t_i)\, v
 
     with the velocity of the uncorrected point (the network is not re-evaluated), ``m`` the
-    number of entries of one measurement (the official loss is a mean over them; ``normaliser``
-    replaces it by a fixed count) and
+    number of entries of one measurement (the official loss is a mean over them;
+    ``reference_size`` rescales it, below) and
     ``∂x̂0/∂x_t`` taken as the identity — the official update of
     ``inverseproblems/pixel_models/rfpp/generate_inverseproblems_flowchef.py`` (lines 124–154):
     ``z_h = z − t·vt`` with ``vt`` held fixed, ``loss = mean(mse(A(z_h), y))``, ``z = z − gs·∇z``,
-    then ``z = z + vt·dt``. It starts from ``(1 − 10⁻⁵) ε`` at ``t_0 = 1 − 10⁻⁵`` (lines 97, 256)
+    then ``z = z + vt·dt``. It starts from ``(1 − 10⁻⁵) ε`` at ``t_0 = 1 − 10⁻⁵`` (lines 98, 256)
     and returns the last Euler state (line 262). Deviation: when ``noise_sigma > 0`` the official
     operator draws fresh noise inside the loss at every step (``degradation`` adds it on every
     call); here the loss compares ``A(x̂0)`` with the one measurement ``y``.
@@ -42,9 +42,12 @@ class FlowChef(Solver):
     ``1 − 2 s ‖A‖² / m`` per step: for a linear operator with ``s ‖A‖² / m > 1`` it diverges, and
     ``init`` refuses it naming the largest stable ``step_size``. Because ``m`` grows with the
     image, one ``step_size`` is a weaker pull on a larger image: the paper's 500 on 3×64² images
-    (``m = 12288``) is a pull of ``2·500/12288 ≈ 0.08`` per step, on a 1×256² image ``0.015``.
-    The derived preset ``flowchef-fixed-scale`` keeps the paper's pull at every size
-    (``normaliser: 12288``).
+    (``m = 12288`` for inpainting) is a pull of ``2·500/12288 ≈ 0.08`` per step, on a 1×256² image
+    ``0.015``. With ``reference_size = R`` (image entries ``C·H·W`` at which ``step_size`` was set)
+    ``m`` becomes ``m·R/n``, ``n`` the image's entries: the mean that the same operator's
+    measurement has on an image of ``R`` entries, so the pull per step is that at size ``R``
+    whatever the image's size (for any operator whose measurement scales with the image). The
+    derived preset ``flowchef-fixed-scale`` keeps the paper's pull (``reference_size: 12288``).
 
     NFE per sample = ``num_steps``; ``num_steps − 1`` forward-operator calls (and their
     gradients). Needs a differentiable operator; no Gaussian-noise assumption.
@@ -55,8 +58,7 @@ class FlowChef(Solver):
             acts on a mean over the measurement's entries, so its effect scales with
             ``1/m``.
         num_steps: Euler steps (100: ``--N 100`` of the main runs; the ablations use 200).
-        normaliser: divide the squared residual by this count instead of ``m`` (None: ``m``,
-            the official mean).
+        reference_size: ``R`` above (None: the official mean over the ``m`` entries).
 
     References:
         | FlowChef: Steering of Rectified Flow Models for Controlled Generations
@@ -70,24 +72,29 @@ class FlowChef(Solver):
     requires = ("differentiable",)
     tunables = {"step_size": Tunable(factor=100.0)}
 
-    def __init__(self, step_size: float = 500.0, num_steps: int = 100, normaliser: int | None = None) -> None:
+    def __init__(self, step_size: float = 500.0, num_steps: int = 100, reference_size: int | None = None) -> None:
         if not step_size >= 0:
             raise ValueError(f"`step_size` must be >= 0, got {step_size}.")
         self.step_size = float(step_size)
         self.num_steps = check_int(num_steps, "num_steps", 1)
-        self.normaliser = None if normaliser is None else check_int(normaliser, "normaliser", 1)
+        self.reference_size = None if reference_size is None else check_int(reference_size, "reference_size", 1)
+
+    def entries(self, measurement: Tensor, x_numel: int) -> float:
+        """The divisor of the squared residual: ``m``, or ``m·R/n`` with ``reference_size = R``."""
+        m = measurement[0].numel()
+        return m if self.reference_size is None else m * self.reference_size / x_numel
 
     def check(self, problem: Problem, prior: Prior) -> None:
         super().check(problem, prior)
         op = problem.operator
         if op.linear and op.x_shape is not None:
-            m = self.normaliser or problem.measurement[0].numel()
+            m = self.entries(problem.measurement, op.x_numel)
             s_max = spectral_norm(op, prior.dtype, problem.measurement.device)
             if self.step_size * s_max**2 > m:
                 raise UnsupportedProblemError(
                     f"FlowChef's data step diverges for this operator: step_size·‖A‖²/m = "
                     f"{self.step_size * s_max**2 / m:.3g} > 1 (step_size={self.step_size:g}, ‖A‖={s_max:.3g}, "
-                    f"m={m} measured entries); use step_size <= {m / s_max**2:.3g}.")
+                    f"m={m:g} measured entries); use step_size <= {m / s_max**2:.3g}.")
 
     @property
     def nfe_per_sample(self) -> int:
@@ -115,10 +122,10 @@ class FlowChef(Solver):
         return state.replace(x=x, x0_hat=x0, sigma=x.new_full((x.shape[0],), sigma_of(t_next)))
 
     def fit_gradient(self, state: FlowState, x0: Tensor) -> Tensor:
-        """``∇ (1/m) ‖A(x̂0) − y‖²`` per row, ``m`` the entries of one measurement (or ``normaliser``)."""
+        """``∇ (1/m) ‖A(x̂0) − y‖²`` per row, ``m`` as :meth:`entries`."""
         x0 = x0.detach().requires_grad_(True)
         with torch.enable_grad():
             residual = state.problem.operator(x0) - state.measurement
-            loss = residual.abs().pow(2).flatten(1).sum(1).sum() / (self.normaliser or state.measurement[0].numel())
+            loss = residual.abs().pow(2).flatten(1).sum(1).sum() / self.entries(state.measurement, x0[0].numel())
             (grad,) = torch.autograd.grad(loss, x0)
         return grad

@@ -46,7 +46,9 @@ class OTODE(Solver):
 
     Args:
         start_time: ``τ₀`` (0.2: ``start_time`` of ``config/method_config/ot_ode.yaml``; the
-            per-task values of ``scripts/script_test.sh`` are the ``ot-ode-*`` presets).
+            per-task values of ``scripts/script_test.sh`` are the ``ot-ode-*`` presets). With
+            ``num_steps`` fixed, another ``τ₀`` changes the step ``δ``; the reference keeps
+            ``δ = 0.01`` and changes the number of steps (``num_steps = 100 (1 − τ₀)``).
         gamma: ``"constant"`` (the YAML default) or ``"gamma_t"``.
         num_steps: Euler steps from ``τ₀`` to 1 (80: ``steps_ode: 100`` started at ``τ₀ = 0.2``).
         cg_iterations: CG iterations for operators without an SVD (20).
