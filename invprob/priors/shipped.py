@@ -19,6 +19,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 #: (a checksum only beside the file would vanish with an edit of that file)
 SHIPPED_SHA256 = {
     "brain-mri": "572a768691bc51ab23812c51f17a6785216bac25cdc6913792d37e59a72ca6bd",
+    "brain-mri-flow": "83c122bd2bda6bfff4ee60b2c5cddd49a35c88f263734de1df5b2ad86edc2c26",
     "brain-mri-latent": "edd4a53e0bda104c6521e35266efaba3d8df0f6ebdb0f3e1cfb45775d7f6bdb0",
     "mnist": "3b5fe85dcda6c1f3361c4cb594f35c06aba2ef457a8f488744a74e8213b32ea1",
     "mnist-flow": "ffd76d2b2e54c9de3a66894e471a3baf010ef9cc287694791b59131c13319b32",
