@@ -46,7 +46,7 @@ from invprob.noise import Gaussian
 from invprob.registry import get_operator, get_prior, get_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restoration_set12 import tasks as natural_tasks  # noqa: E402  (the Set12 table's operators)
+from restoration_set12 import plot_grid, tasks as natural_tasks  # noqa: E402  (the Set12 table's operators, its figure)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIGMA_Y = 0.05
@@ -124,28 +124,6 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(figure: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = max(len(v) for v in figure.values())
-    fig, axes = plt.subplots(len(figure), cols, figsize=(1.7 * cols, 1.9 * len(figure)), squeeze=False)
-    for r, (task, images) in enumerate(figure.items()):
-        for c in range(cols):
-            ax = axes[r][c]
-            ax.axis("off")
-            if c < len(images):
-                label, img = list(images.items())[c]
-                ax.imshow(img[0].numpy(), cmap="gray", vmin=-1, vmax=1)
-                ax.set_title(label, fontsize=5)
-        axes[r][0].text(-0.1, 0.5, task, fontsize=7, rotation=90, va="center", ha="right", transform=axes[r][0].transAxes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=12, help="Set12 images (MRI: always slices 36–40)")
@@ -198,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(results, indent=2))
     (RESULTS / "flow_restoration.md").write_text(render(results))
     if figure and not args.merge:
-        plot(figure, RESULTS / "flow_restoration.png")
+        plot_grid(figure, RESULTS / "flow_restoration.png")
     print(render(results))
     return 0
 

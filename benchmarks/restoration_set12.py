@@ -419,6 +419,11 @@ def _write_table(results: dict, args, folder: Path) -> None:
 
 
 def _plot(figure: dict, folder: Path) -> None:
+    plot_grid(figure, folder / "restoration_set12.png")
+
+
+def plot_grid(figure: dict, path: Path) -> None:
+    """One row per task (``{task: {label: image (1, H, W)}}``), one column per label, in [-1, 1]."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -437,7 +442,7 @@ def _plot(figure: dict, folder: Path) -> None:
         axes[r][0].text(-0.1, 0.5, task, fontsize=7, rotation=90, va="center", ha="right",
                         transform=axes[r][0].transAxes)
     fig.tight_layout()
-    fig.savefig(folder / "restoration_set12.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 

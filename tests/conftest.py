@@ -51,3 +51,20 @@ def load_benchmark(name: str):
 
 # The user's own presets (invprob.registry.user_config_dir) stay out of the tests: an empty folder.
 os.environ["INVPROB_CONFIG"] = __import__("tempfile").mkdtemp(prefix="invprob-test-config-")
+
+
+from invprob.operators import LinearOperator  # noqa: E402  (after INVPROB_DATA is set)
+
+
+class DenseWithoutSVD(LinearOperator):
+    """A dense matrix seen only through forward and adjoint (no SVD, no pinv)."""
+
+    def __init__(self, A, x_shape):
+        super().__init__(x_shape)
+        self.register_buffer("A", A)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.A.T
+
+    def adjoint(self, y):
+        return (y @ self.A).reshape(-1, *self.x_shape)

@@ -4,28 +4,14 @@ and their samples against exact posteriors."""
 import pytest
 import torch
 
-from conftest import small_gmm
+from conftest import DenseWithoutSVD, small_gmm
 from invprob import Problem, noise
 from invprob.errors import UnsupportedProblemError
 from invprob.evaluation import make_problem, sliced_wasserstein, testbed
-from invprob.operators import LinearOperator, MatrixOperator
+from invprob.operators import MatrixOperator
 from invprob.priors import GaussianMixturePrior
 from invprob.sampling import ddim_sigmas
 from invprob.solvers import MMPS, TDS, PiGDM
-
-
-class DenseWithoutSVD(LinearOperator):
-    """A dense matrix seen only through forward and adjoint (no SVD, no pinv)."""
-
-    def __init__(self, A, x_shape):
-        super().__init__(x_shape)
-        self.register_buffer("A", A)
-
-    def forward(self, x):
-        return x.flatten(1) @ self.A.T
-
-    def adjoint(self, y):
-        return (y @ self.A).reshape(-1, *self.x_shape)
 
 
 def _problem(sigma_y=0.1, seed=0, M=2):
