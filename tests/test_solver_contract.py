@@ -85,8 +85,7 @@ def test_shapes_finiteness_and_accounting(name):
     assert result.seconds > 0
     # samples of the same measurement differ (it is a sampler, not an optimiser); an optimiser's
     # (D-Flow's) random starts differ, its optima may coincide where the objective has one minimiser
-    start = solver.init(problem, prior, num_samples=3, generator=0)
-    drawn = start.x if solver.optimiser else result.samples.reshape(start.x.shape)
+    drawn = solver.init(problem, prior, num_samples=3, generator=0).x if solver.optimiser else result.samples[0]
     assert (drawn[0] - drawn[1]).abs().max() > 1e-6
 
 
