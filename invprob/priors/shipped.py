@@ -23,6 +23,7 @@ SHIPPED_SHA256 = {
     "brain-mri-latent": "edd4a53e0bda104c6521e35266efaba3d8df0f6ebdb0f3e1cfb45775d7f6bdb0",
     "mnist": "3b5fe85dcda6c1f3361c4cb594f35c06aba2ef457a8f488744a74e8213b32ea1",
     "mnist-flow": "ffd76d2b2e54c9de3a66894e471a3baf010ef9cc287694791b59131c13319b32",
+    "natural-gray-flow": "88282160d60982b7685a5f4e81d81c2788bb3d9ba246ee2510f9058070a0a40b",
     "natural-gray": "f014e539d6f8f10157669c7145e7918eab009be9ac83efe5516e7e1b7c29927e",
 }
 #: sha256 of the ``autoencoder.safetensors`` of every shipped latent prior
