@@ -85,7 +85,8 @@ def task_data(task: str, images: int) -> tuple:
     full = set12()[:images]
     c = (full.shape[-1] - 64) // 2
     truth = full[..., c:c + 64, c:c + 64].contiguous()
-    return natural_tasks(64)[task][0], truth, get_prior("natural-gray-flow"), get_prior("natural-gray")
+    flow = get_prior("natural-gray-flow")
+    return natural_tasks(64)[task][0].to(flow.dtype), truth, flow, get_prior("natural-gray")  # the blur's kernel is float64
 
 
 def run_cell(task: str, row: tuple, problem: Problem, truth: torch.Tensor, priors: dict, samples: int) -> tuple[dict, torch.Tensor]:
