@@ -41,12 +41,10 @@ import torch
 
 from invprob import Problem
 from invprob.errors import UnsupportedProblemError
-from invprob.evaluation import PeakMemory, held_apart, psnr, set12, ssim
+from invprob.evaluation import PeakMemory, held_apart, image_grid, psnr, restoration_operators, set12, ssim
 from invprob.noise import Gaussian
 from invprob.registry import get_operator, get_prior, get_solver
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restoration_set12 import plot_grid, tasks as natural_tasks  # noqa: E402  (the Set12 table's operators, its figure)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIGMA_Y = 0.05
@@ -87,8 +85,7 @@ def task_data(task: str, images: int) -> tuple:
     full = set12()[:images]
     c = (full.shape[-1] - 64) // 2
     truth = full[..., c:c + 64, c:c + 64].contiguous()
-    flow = get_prior("natural-gray-flow")
-    return natural_tasks(64)[task][0].to(flow.dtype), truth, flow, get_prior("natural-gray")  # the blur's kernel is float64
+    return restoration_operators(64)[task], truth, get_prior("natural-gray-flow"), get_prior("natural-gray")
 
 
 def run_cell(task: str, row: tuple, problem: Problem, truth: torch.Tensor, priors: dict, samples: int) -> tuple[dict, torch.Tensor]:
@@ -183,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(results, indent=2))
     (RESULTS / "flow_restoration.md").write_text(render(results))
     if figure and not args.merge:
-        plot_grid(figure, RESULTS / "flow_restoration.png")
+        image_grid(figure, RESULTS / "flow_restoration.png")
     print(render(results))
     return 0
 

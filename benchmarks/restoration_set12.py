@@ -44,9 +44,8 @@ import torch
 
 from invprob import Problem
 from invprob.errors import UnsupportedProblemError
-from invprob.evaluation import lpips_metric, psnr, set12, solve_each, ssim, tv_baseline
+from invprob.evaluation import image_grid, lpips_metric, psnr, restoration_operators, set12, solve_each, ssim, tv_baseline
 from invprob.noise import Gaussian
-from invprob.operators import GaussianBlur, Inpainting, SuperResolution
 from invprob.registry import get_prior, get_solver
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,20 +54,16 @@ SIGMA_Y = 0.05
 
 def tasks(n: int) -> dict:
     """task -> (operator, per-task presets of the solvers that have them: DPS's ζ, DAPS's lr, DAPS-HMC's config)."""
-    shape = (1, n, n)
-    return {
-        "deblur (Gaussian)": (GaussianBlur(kernel_size=25, std=2.0, padding="reflect", x_shape=shape),
-                              {"dps": "dps-deblur", "daps": "daps", "daps-hmc": "daps-hmc-deblur", "diffpir": "diffpir"}),
-        "4x SR (bicubic)": (SuperResolution(factor=4, x_shape=shape, kind="bicubic"),
-                            {"dps": "dps-super-resolution", "daps": "daps", "daps-hmc": "daps-hmc-super-resolution",
-                             "diffpir": "diffpir"}),
-        "inpainting 70% random": (Inpainting(shape, kind="random", missing=0.7, seed=0),
-                                  {"dps": "dps-inpainting", "daps": "daps", "daps-hmc": "daps-hmc-inpainting-random",
-                                   "diffpir": "diffpir-inpainting"}),
-        "inpainting box": (Inpainting(shape, kind="box", box_size=(n // 2, n // 2)),
-                           {"dps": "dps-inpainting", "daps": "daps-inpainting-box",
-                            "daps-hmc": "daps-hmc-inpainting-box", "diffpir": "diffpir-inpainting"}),
+    presets = {
+        "deblur (Gaussian)": {"dps": "dps-deblur", "daps": "daps", "daps-hmc": "daps-hmc-deblur", "diffpir": "diffpir"},
+        "4x SR (bicubic)": {"dps": "dps-super-resolution", "daps": "daps", "daps-hmc": "daps-hmc-super-resolution",
+                            "diffpir": "diffpir"},
+        "inpainting 70% random": {"dps": "dps-inpainting", "daps": "daps", "daps-hmc": "daps-hmc-inpainting-random",
+                                  "diffpir": "diffpir-inpainting"},
+        "inpainting box": {"dps": "dps-inpainting", "daps": "daps-inpainting-box", "daps-hmc": "daps-hmc-inpainting-box",
+                           "diffpir": "diffpir-inpainting"},
     }
+    return {task: (operator, presets[task]) for task, operator in restoration_operators(n).items()}
 
 
 # (row label, preset, overrides); a preset "@family" is the task's own preset of that family
@@ -419,31 +414,7 @@ def _write_table(results: dict, args, folder: Path) -> None:
 
 
 def _plot(figure: dict, folder: Path) -> None:
-    plot_grid(figure, folder / "restoration_set12.png")
-
-
-def plot_grid(figure: dict, path: Path) -> None:
-    """One row per task (``{task: {label: image (1, H, W)}}``), one column per label, in [-1, 1]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = max(len(v) for v in figure.values())
-    fig, axes = plt.subplots(len(figure), cols, figsize=(1.8 * cols, 1.9 * len(figure)), squeeze=False)
-    for r, (task, images) in enumerate(figure.items()):
-        for c in range(cols):
-            ax = axes[r][c]
-            ax.axis("off")
-            if c < len(images):
-                label, img = list(images.items())[c]
-                ax.imshow(img[0].numpy(), cmap="gray", vmin=-1, vmax=1)
-                ax.set_title(label if r == 0 or c > 1 else label, fontsize=6)
-        axes[r][0].text(-0.1, 0.5, task, fontsize=7, rotation=90, va="center", ha="right",
-                        transform=axes[r][0].transAxes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    image_grid(figure, folder / "restoration_set12.png")
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ from .metrics import (coverage, lpips_metric, posterior_mean_error, psnr, set_di
 from .modes import (ModeCensus, aligned_rmse, ascend, assign_reached, assign_to_modes, distinct_rows,
                     laplace_log_mass, mode_census, mode_tv, mode_tv_floor, orbit_frequencies)
 from .reference import ExactConditionalDAPS, ReferenceStats, reference_sampler
-from .runs import PeakMemory, solve_each
+from .runs import PeakMemory, image_grid, restoration_operators, solve_each
 from .testbed import (FAMILIES, LATENT_SHAPE, PROBLEMS, SIGMA_Y, X_SHAPE, LatentTestProblem, LinearAutoencoder,
                       PhaseRetrievalTestProblem, gaussian_matrix_operator, gmm_prior, inpainting_operator,
                       exact_flow_prior, latent_problem, make_problem, phase_retrieval_problem)
 
-__all__ = ["solve_each", "PeakMemory",
+__all__ = ["solve_each", "PeakMemory", "image_grid", "restoration_operators",
     # testbed
     "gmm_prior", "inpainting_operator", "gaussian_matrix_operator", "make_problem", "PROBLEMS", "FAMILIES", "X_SHAPE", "SIGMA_Y",
     "PhaseRetrievalTestProblem", "phase_retrieval_problem", "LATENT_SHAPE", "LinearAutoencoder", "LatentTestProblem",

@@ -8,7 +8,7 @@ import torch
 
 from ..problem import Problem
 
-__all__ = ["solve_each", "PeakMemory"]
+__all__ = ["solve_each", "PeakMemory", "image_grid", "restoration_operators"]
 
 
 def solve_each(solver, problem: Problem, prior, num_samples: int = 1, progress: bool = False) -> SimpleNamespace:
@@ -75,3 +75,41 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
             self.bytes = max(self._peak, self.rss()) - self._start
+
+
+def restoration_operators(n: int) -> dict:
+    """The Set12 restoration tasks on ``1×n×n`` images: Gaussian deblurring (std 2 px, 25² kernel,
+    reflect padding, float32), 4× bicubic super-resolution, 70 % random inpainting (mask seed 0)
+    and a centred box of half the side: ``{task: operator}``."""
+    from ..operators import GaussianBlur, Inpainting, SuperResolution
+
+    shape = (1, n, n)
+    return {"deblur (Gaussian)": GaussianBlur(kernel_size=25, std=2.0, padding="reflect", x_shape=shape).to(torch.float32),
+            "4x SR (bicubic)": SuperResolution(factor=4, x_shape=shape, kind="bicubic"),
+            "inpainting 70% random": Inpainting(shape, kind="random", missing=0.7, seed=0),
+            "inpainting box": Inpainting(shape, kind="box", box_size=(n // 2, n // 2))}
+
+
+def image_grid(figure: dict, path) -> None:
+    """Write a figure of images in [-1, 1] to ``path``: one row per task (``{task: {label: image (1, H, W)}}``),
+    one column per label (the benchmarks' restoration grids)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(len(v) for v in figure.values())
+    fig, axes = plt.subplots(len(figure), cols, figsize=(1.8 * cols, 1.9 * len(figure)), squeeze=False)
+    for r, (task, images) in enumerate(figure.items()):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(images):
+                label, img = list(images.items())[c]
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=-1, vmax=1)
+                ax.set_title(label if r == 0 or c > 1 else label, fontsize=6)
+        axes[r][0].text(-0.1, 0.5, task, fontsize=7, rotation=90, va="center", ha="right",
+                        transform=axes[r][0].transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
