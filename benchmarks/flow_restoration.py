@@ -111,7 +111,7 @@ def render(results: dict) -> str:
               "batched solve.", ""]
     for task in tasks:
         cells = results[task]
-        lines += [f"### {task}", "", "| solver | prior | PSNR | SSIM | NFE | seconds | peak MiB |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## {task}", "", "| solver | prior | PSNR | SSIM | NFE | seconds | peak MiB |", "|---|---|---|---|---|---|---|"]
         for label, cell in cells.items():
             if label.startswith("_"):
                 continue
