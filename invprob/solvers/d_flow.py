@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
+from ..operators.base import squared_residual
 from .base import SolveContext, Solver, Tunable
 from .flow import FlowState, velocity
 
@@ -170,7 +171,7 @@ class DFlow(Solver):
         d = z[0].numel()
         with torch.enable_grad():
             x = self.transport(state.prior, z)
-            fit = (state.problem.operator(x) - state.measurement).abs().pow(2).flatten(1).sum(1)
+            fit = squared_residual(state.problem.operator, x, state.measurement)
             norm = z.flatten(1).norm(dim=1)
             reg = 0.5 * norm.pow(2).clamp(-1e6, 1e6) - (d - 1) * torch.log(norm + 1e-5)
             loss = fit + self.reg_weight * reg

@@ -11,7 +11,7 @@ from ..operators.base import spectral_norm
 from ..priors.base import Prior
 from ..problem import Problem
 from .base import SolveContext, Solver, Tunable
-from .flow import FlowState, sigma_of, velocity
+from .flow import FlowState, data_gradient, sigma_of, velocity
 
 __all__ = ["FlowChef"]
 
@@ -123,9 +123,4 @@ class FlowChef(Solver):
 
     def fit_gradient(self, state: FlowState, x0: Tensor) -> Tensor:
         """``∇ (1/m) ‖A(x̂0) − y‖²`` per row, ``m`` as :meth:`entries`."""
-        x0 = x0.detach().requires_grad_(True)
-        with torch.enable_grad():
-            residual = state.problem.operator(x0) - state.measurement
-            loss = residual.abs().pow(2).flatten(1).sum(1).sum() / self.entries(state.measurement, x0[0].numel())
-            (grad,) = torch.autograd.grad(loss, x0)
-        return grad
+        return 2 * data_gradient(state.problem, x0, state.measurement) / self.entries(state.measurement, x0[0].numel())
