@@ -16,9 +16,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .checks import check_int
+
 __all__ = ["karras_sigmas", "linear_betas", "alphas_cumprod_from_betas", "ddpm_alphas_cumprod",
-           "ddim_sigmas", "sigma_from_alphas_cumprod", "alphas_cumprod_from_sigma", "sigma_from_flow_time",
-           "flow_time_from_sigma", "respace_timesteps", "ddim_timesteps", "euler_step", "euler_ode",
+           "ddim_sigmas", "ddim_grid", "sigma_from_alphas_cumprod", "alphas_cumprod_from_sigma",
+           "sigma_from_flow_time", "flow_time_from_sigma", "respace_timesteps", "ddim_timesteps", "euler_step", "euler_ode",
            "edm_preconditioning", "DDPMSchedule"]
 
 
@@ -119,6 +121,17 @@ def ddim_sigmas(num_steps: int, num_timesteps: int = 1000, beta_start: float = 1
         raise ValueError(f"`offset` {offset} takes the first of {num_steps} timesteps to {timesteps[0]}, past the "
                          f"schedule's {num_timesteps}; use fewer steps or no offset.")
     return [sigma_from_alphas_cumprod(float(abar[t])) for t in timesteps] + [0.0]
+
+
+def ddim_grid(num_steps: object, num_timesteps: object = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+              beta_schedule: str = "linear", offset: object = 0) -> tuple[int, list[float]]:
+    """``(num_steps, sigmas)`` for a DDIM-grid solver's arguments: ``num_steps`` ≥ 1,
+    ``num_timesteps`` ≥ ``num_steps`` and ``offset`` ≥ 0 checked as integers (one line naming the
+    argument otherwise), then :func:`ddim_sigmas`."""
+    num_steps = check_int(num_steps, "num_steps", 1)
+    num_timesteps = check_int(num_timesteps, "num_timesteps", num_steps)
+    offset = check_int(offset, "timestep_offset", 0)
+    return num_steps, ddim_sigmas(num_steps, num_timesteps, beta_start, beta_end, beta_schedule, offset)
 
 
 def ddim_timesteps(num_timesteps: int, num_steps: int) -> Tensor:

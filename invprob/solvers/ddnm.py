@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
-from ..sampling import ddim_sigmas
+from ..sampling import ddim_grid
 from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["DDNM", "schedule_jump"]
@@ -89,12 +89,10 @@ class DDNM(Solver):
         if not 0 <= eta <= 1:
             raise ValueError(f"`eta` must be in [0, 1], got {eta}.")
         self.eta = float(eta)
-        levels = check_int(num_steps, "num_steps", 1)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", levels)
+        levels, self.sigmas = ddim_grid(num_steps, num_timesteps, beta_start, beta_end)  # from T − T/N down, then 0
         travel_length = check_int(travel_length, "travel_length", 1)
         travel_repeat = check_int(travel_repeat, "travel_repeat", 1)
         self.levels, self.travel_length, self.travel_repeat = levels, travel_length, travel_repeat
-        self.sigmas = ddim_sigmas(levels, num_timesteps, beta_start, beta_end)  # from T − T/N down, then 0
         walk = schedule_jump(levels, travel_length, travel_repeat)
         # (σ, σ') of each step: grid index t has level sigmas[N − 1 − t] (t = −1: σ = 0)
         self.walk = [(self.sigmas[levels - 1 - a], self.sigmas[levels - 1 - b], b < a) for a, b in zip(walk, walk[1:])]

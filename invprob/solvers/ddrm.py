@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..checks import check_int
-from ..sampling import ddim_sigmas
+from ..sampling import ddim_grid
 from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["DDRM"]
@@ -71,9 +70,7 @@ class DDRM(Solver):
         if not 0 <= eta <= 1 or not 0 <= eta_b <= 1:
             raise ValueError(f"`eta` and `eta_b` must be in [0, 1], got {eta} and {eta_b}.")
         self.eta, self.eta_b = float(eta), float(eta_b)
-        self.num_steps = check_int(num_steps, "num_steps", 1)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end)  # from T − T/N down, then 0
+        self.num_steps, self.sigmas = ddim_grid(num_steps, num_timesteps, beta_start, beta_end)  # T − T/N down, then 0
 
     @property
     def nfe_per_sample(self) -> int:

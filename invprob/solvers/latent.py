@@ -7,11 +7,10 @@ import torch
 from torch import Tensor
 
 from .. import streams
-from ..checks import check_int
 from ..errors import UnsupportedProblemError
 from ..problem import Problem
 from ..linalg import row_norm
-from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
+from ..sampling import alphas_cumprod_from_sigma, ddim_grid, euler_step
 from .base import SolveResult, Solver, State, Tunable
 from .daps import DAPS
 
@@ -141,9 +140,7 @@ class PSLD(LatentSolver):
         if not omega >= 0 or not gamma >= 0:
             raise ValueError(f"`omega` and `gamma` must be >= 0, got {omega} and {gamma}.")
         self.omega, self.gamma, self.noisy_prediction = float(omega), float(gamma), bool(noisy_prediction)
-        self.num_steps = check_int(num_steps, "num_steps", 1)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end)
+        self.num_steps, self.sigmas = ddim_grid(num_steps, num_timesteps, beta_start, beta_end)
 
     @property
     def nfe_per_sample(self) -> int:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..checks import check_int
 from ..linalg import conjugate_gradient
-from ..sampling import ddim_sigmas
+from ..sampling import ddim_grid
 from .base import SolveContext, Solver, State, Tunable
 
 __all__ = ["PiGDM", "regularised_pinv"]
@@ -86,10 +86,8 @@ class PiGDM(Solver):
         if not weight >= 0:
             raise ValueError(f"`weight` must be >= 0, got {weight}.")
         self.eta, self.weight = float(eta), float(weight)
-        self.num_steps = check_int(num_steps, "num_steps", 1)
+        self.num_steps, self.sigmas = ddim_grid(num_steps, num_timesteps, beta_start, beta_end)
         self.cg_iterations = check_int(cg_iterations, "cg_iterations", 1)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end)
 
     @property
     def nfe_per_sample(self) -> int:

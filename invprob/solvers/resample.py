@@ -11,7 +11,7 @@ from ..checks import check_int
 from ..errors import UnsupportedProblemError
 from ..problem import Problem
 from ..linalg import row_norm
-from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
+from ..sampling import alphas_cumprod_from_sigma, ddim_grid, euler_step
 from .base import State, Tunable
 from .latent import LatentSolver
 
@@ -134,7 +134,8 @@ class ReSample(LatentSolver):
             raise ValueError(f"`weight_decay` must be >= 0, got {weight_decay}.")
         if x0_estimate not in ("official", "tweedie"):
             raise ValueError(f"`x0_estimate` must be 'official' or 'tweedie', got {x0_estimate!r}.")
-        self.num_steps = check_int(num_steps, "num_steps", 1)
+        self.num_steps, self.sigmas = ddim_grid(num_steps, num_timesteps, beta_start, beta_end, beta_schedule,
+                                                timestep_offset)
         self.consistency_every = check_int(consistency_every, "consistency_every", 1)
         self.travel_steps = check_int(travel_steps, "travel_steps", 1)
         self.pixel_iters = check_int(pixel_iters, "pixel_iters", 1)
@@ -143,9 +144,6 @@ class ReSample(LatentSolver):
         self.scale, self.gamma, self.eps = float(scale), float(gamma), float(eps)
         self.pixel_lr, self.latent_lr, self.weight_decay = float(pixel_lr), float(latent_lr), float(weight_decay)
         self.x0_estimate, self.stop_at_noise = x0_estimate, bool(stop_at_noise)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end, beta_schedule,
-                                  check_int(timestep_offset, "timestep_offset", 0))
 
     # -- the schedule ------------------------------------------------------------------------
     def branch(self, i: int) -> str | None:

@@ -9,7 +9,7 @@ from ..checks import check_int
 from ..errors import CapabilityError, UnsupportedProblemError
 from ..problem import Problem
 from ..linalg import row_norm
-from ..sampling import alphas_cumprod_from_sigma, ddim_sigmas, euler_step
+from ..sampling import alphas_cumprod_from_sigma, ddim_grid, euler_step
 from .base import State, Tunable
 from .latent import LatentSolver
 
@@ -88,10 +88,8 @@ class STSL(LatentSolver):
             raise ValueError(f"`init` must be 'adjoint' or 'noise', got {init!r}.")
         self.omega, self.eta, self.init_from = float(omega), float(eta), init
         self.inner_steps = check_int(inner_steps, "inner_steps", 0)
-        self.num_steps = check_int(num_steps, "num_steps", 1)
-        num_timesteps = check_int(num_timesteps, "num_timesteps", self.num_steps)
-        self.sigmas = ddim_sigmas(self.num_steps, num_timesteps, beta_start, beta_end, beta_schedule,
-                                  check_int(timestep_offset, "timestep_offset", 0))
+        self.num_steps, self.sigmas = ddim_grid(num_steps, num_timesteps, beta_start, beta_end, beta_schedule,
+                                                timestep_offset)
 
     @property
     def nfe_per_sample(self) -> int:
