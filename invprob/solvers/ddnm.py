@@ -127,6 +127,7 @@ class DDNM(Solver):
         coords = svd.Vt(x0_hat)
         y_coords = svd.Ut(state.measurement) / safe  # A⁺y in V coordinates (where s > 0)
         x0_data = x0_hat - svd.V(lam * (coords - y_coords))
+        del coords, y_coords
         # Noise: fresh where the range component is over- or under-determined, DDIM-style in the null space
         z = self.randn(state, step=i)
         z_coords, eps_coords = svd.Vt(z), svd.Vt(eps)
@@ -134,7 +135,8 @@ class DDNM(Solver):
                                 self.eta * sigma_next * torch.ones_like(s))
         null = ~in_range | (sigma_next == threshold)
         mixed = sigma_next * (self.eta * z_coords + (1 - self.eta**2) ** 0.5 * eps_coords)
-        range_noise = svd.V(torch.where(null, mixed, fresh_std * z_coords))
-        complement = sigma_next * (self.eta * (z - svd.V(z_coords)) + (1 - self.eta**2) ** 0.5 * (eps - svd.V(eps_coords)))
-        x_next = x0_data + range_noise + complement
+        # range noise V(where(null, mixed, fresh z)) plus the null-space part (I − VVᵀ) of
+        # σ'(η z + sqrt(1 − η²) ε), whose Vᵀ is `mixed`: one V for both (V is linear)
+        noise = sigma_next * (self.eta * z + (1 - self.eta**2) ** 0.5 * eps)
+        x_next = x0_data + noise + svd.V(torch.where(null, mixed, fresh_std * z_coords) - mixed)
         return state.replace(x=x_next, x0_hat=x0_data, x0_raw=x0_hat, sigma=x_next.new_full((B,), sigma_next))

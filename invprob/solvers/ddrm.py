@@ -95,7 +95,8 @@ class DDRM(Solver):
         informed = nonzero & (s * sigma_T > sigma_y)
         spread = (sigma_T**2 - (sigma_y / safe) ** 2).clamp_min(0).sqrt()
         coords = torch.where(informed, uty / safe + spread * zc, sigma_T * zc)
-        return state.replace(x=svd.V(coords) + sigma_T * (z - svd.V(zc)))
+        # V(coords) + σ_T (z − V Vᵀz), with one V: the coordinates differ from σ_T Vᵀz only where informed
+        return state.replace(x=sigma_T * z + svd.V(coords - sigma_T * zc))
 
     @torch.no_grad()
     def step(self, state: DDRMState, i: int) -> DDRMState:
@@ -115,8 +116,9 @@ class DDRM(Solver):
         spread = (sigma_next**2 - (b * sigma_y / safe) ** 2).clamp_min(0).sqrt()
         towards_y = b * uty / safe + (1 - b) * c + spread * cz
         coords = torch.where(high, towards_y, torch.where(low, from_data, null))
-        complement = (x0 - svd.V(c)) + tilde * (eps - svd.V(ce)) + std * (z - svd.V(cz))
-        x_next = svd.V(coords) + complement
+        # V(coords) + the null-space part (I − VVᵀ)(x̂0 + tilde ε + std z), with one V: V is linear and
+        # Vᵀ(x̂0 + tilde ε + std z) = null, so only V(coords − null) is left (a few batch-sized temporaries)
+        x_next = x0 + tilde * eps + std * z + svd.V(coords - null)
         return state.replace(x=x_next, x0_hat=x0, sigma=x_next.new_full((B,), sigma_next))
 
     def result(self, state: DDRMState) -> Tensor:
