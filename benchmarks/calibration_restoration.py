@@ -13,12 +13,13 @@ Tasks and noise as in ``restoration_set12.py`` (σ_y = 0.05, its Gaussian deblur
 4× SR scaled to the crop, each solver's per-task preset) and the demo's 4× MRI
 (``mri-4x-brain128``, σ_y = 0.05, ``brain-mri``). Budgets: ``--budget paper`` runs the presets as
 they are (DPS 1000 steps, DAPS-1K; the GPU stage ``benchmarks/gpu/calibration_restoration.sh``);
-``--budget reduced`` the 2-core CPU rows of the Set12 table (DPS 250 steps, DAPS 50 × 2 ODE
-steps; MRI: DPS 250 steps and ``daps-mri-demo``), the calibration searching at that budget too.
+``--budget reduced`` what a 2-core CPU affords (DPS 100 steps, DAPS 50 × 2 ODE steps; MRI: DPS
+100 steps and ``daps-mri-demo``), the calibration searching at that budget too. ``--images N``
+evaluates on the first ``N`` Set12 centres only (the brain task always uses its 5 slices).
 
 Usage:
     python benchmarks/calibration_restoration.py [--budget reduced|paper] [--tasks ...] [--solvers dps daps]
-        [--pairs 8] [--pair-samples 4] [--samples 4] [--device cuda] [--json PATH] [--note TEXT]
+        [--pairs 8] [--pair-samples 4] [--samples 4] [--images 12] [--device cuda] [--json PATH] [--note TEXT]
     python benchmarks/calibration_restoration.py --render [--json PATH]
 """
 
@@ -46,11 +47,11 @@ from restoration_set12 import SIGMA_Y, tasks  # benchmarks/restoration_set12.py,
 RESULTS = Path(__file__).resolve().parent / "results"
 CROP = 64
 # solver -> {task: (preset, overrides)} per budget
-REDUCED = {"dps": {"num_steps": 250}, "daps": {"num_steps": 50, "ode_steps": 2}}
+REDUCED = {"dps": {"num_steps": 100}, "daps": {"num_steps": 50, "ode_steps": 2}}
 TASKS = ("deblur (Gaussian)", "4x SR (bicubic)", "4x MRI (brain)")
 
 
-def setup(task: str, solver: str, budget: str):
+def setup(task: str, solver: str, budget: str, images: int):
     """``(prior name, operator, preset, overrides, training images, evaluation images)``."""
     if task == "4x MRI (brain)":
         train, evaluation = load_images("brain-mri", 128, holdout=5, resize=128, progress=False)
@@ -62,12 +63,12 @@ def setup(task: str, solver: str, budget: str):
     train = load_images("train400", 180, progress=False)[0]
     full = set12()
     top = (full.shape[-1] - CROP) // 2
-    evaluation = full[..., top:top + CROP, top:top + CROP]
+    evaluation = full[:images, ..., top:top + CROP, top:top + CROP]
     return "natural-gray", operator, presets[solver], REDUCED[solver] if budget == "reduced" else {}, train, evaluation
 
 
 def cell(task: str, solver: str, args) -> dict:
-    prior_name, operator, preset, overrides, train, evaluation = setup(task, solver, args.budget)
+    prior_name, operator, preset, overrides, train, evaluation = setup(task, solver, args.budget, args.images)
     device = torch.device(args.device)
     prior, operator = get_prior(prior_name).to(device), operator.to(device)
     noise = Gaussian(SIGMA_Y)
@@ -87,6 +88,7 @@ def cell(task: str, solver: str, args) -> dict:
         print(f"{task:18s} {solver:5s} {label:13s} PSNR {rows[label]['psnr']:.2f}  SSIM {rows[label]['ssim']:.3f}",
               flush=True)
     return {"preset": preset, "overrides": overrides, "best": cal.best, "start": cal.start,
+            "pairs": args.pairs, "pair_samples": args.pair_samples, "samples": args.samples, "images": len(truth),
             "calibration": {"solves": len(cal.candidates), "network_images": cal.network_images,
                             "seconds": cal.seconds, "psnr_pairs": cal.chosen.psnr, "coverage_pairs": cal.chosen.coverage},
             "rows": rows, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()}
@@ -98,16 +100,18 @@ def render(data: dict) -> str:
              "(train400 crops; brain slices 1–35). Produced by:", ""]
     lines += [f"- `{r['command']}` ({r['device']}, {r['date']}, {round(r['seconds'] / 60)} min"
               f"{'; ' + r['note'] if r.get('note') else ''})" for r in data["runs"]]
-    lines += ["", "| task | solver (budget) | paper preset | calibrated | chosen (preset value) | calibration cost |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| task | solver (budget) | images × samples | paper preset at this budget | calibrated | chosen (preset value) | "
+              "calibration: pairs × samples, cost | on the pairs: PSNR, cov90 |", "|---|---|---|---|---|---|---|---|"]
     for key, c in data["cells"].items():
         task, solver, budget = key.split("|")
         p, q = c["rows"]["paper preset"], c["rows"]["calibrated"]
         chosen = ", ".join(f"{k} {v:g} ({c['start'][k]:g})" for k, v in c["best"].items())
         cost = c["calibration"]
-        lines.append(f"| {task} | {c['preset']} ({budget}, {p['nfe']:.0f} NFE) | {p['psnr']:.2f} / {p['ssim']:.3f} | "
-                     f"{q['psnr']:.2f} / {q['ssim']:.3f} | {chosen} | {cost['solves']} solves, "
-                     f"{cost['network_images'] / 1e6:.2f} M images, {cost['seconds'] / 60:.0f} min |")
+        lines.append(f"| {task} | {c['preset']} ({budget}, {p['nfe']:.0f} NFE) | {c['images']} × {c['samples']} | "
+                     f"{p['psnr']:.2f} / {p['ssim']:.3f} | {q['psnr']:.2f} / {q['ssim']:.3f} | {chosen} | "
+                     f"{c['pairs']} × {c['pair_samples']}, {cost['solves']} solves, "
+                     f"{cost['network_images'] / 1e3:.1f} k images, {cost['seconds'] / 60:.0f} min | "
+                     f"{cost['psnr_pairs']:.2f}, {cost['coverage_pairs']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--pair-samples", type=int, default=4)
     parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--images", type=int, default=12, help="first N Set12 centres (Set12 tasks only)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, default=RESULTS / "calibration_restoration.json")
     parser.add_argument("--note", default="")
