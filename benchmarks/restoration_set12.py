@@ -98,6 +98,7 @@ SOLVERS = [
     ("DiffPIR (paper presets)", "@diffpir", {}),
     ("DDRM (paper: 20 steps)", "ddrm", {}),
     ("DDNM+ (paper: 100 steps)", "ddnm", {}),
+    ("DDNM+ time travel (paper: 100 steps, travel 2 x 2)", "ddnm-time-travel", {}),
     ("ΠGDM (paper: 100 steps)", "pigdm", {}),
     ("MMPS (paper: 64 steps)", "mmps", {}),
     ("TDS (paper: 4 particles, 100 steps)", "tds", {"num_particles": 4}),
@@ -119,6 +120,10 @@ REMARKS: dict[str, str] = {
     "deepinv DiffPIR (paper presets)": "deepinv's DiffPIR at our presets' λ, ζ and steps; within 0.15 dB of ours on "
                                        "inpainting",
     "deepinv DDRM (20 steps)": "deepinv's DDRM on our ddrm preset's 20 levels; within 0.3 dB of ours",
+    "deepinv DPS (weight 1, 250 steps)": "deepinv 0.5's DPS at its default weight 1: it adds weight × ∇‖y − A D(x_t)‖ "
+                                         "to the score of its VP SDE, where its own documentation says the weight must "
+                                         "absorb a factor ‖y − A D‖/σ_y², typically in the hundreds; at 1 the data "
+                                         "barely pull (our DPS at the same 250 steps: 22.98 and 22.32)",
     "DPS (250 steps)": "a quarter of the paper's steps with the ζ tuned for 1000 (the paper's 1000 steps beat TV on both)",
     "MCG (250 steps)": "a quarter of the paper's 1000 steps, sized for a 2-core CPU",
     "RED-Diff (paper preset, 50 steps)": "isolated missing pixels keep outlier values after 50 Adam steps from pinv(y) "

@@ -15,8 +15,9 @@
 #             then the 1024-particle box-inpainting cell enkg1024 left empty (≈ 5 + 2.5 min on an H200);
 #   enkg-steps: EnKG with 512 particles and 30 steps (2.1x the calls of 20) on box inpainting:
 #               more steps instead of more particles (≈ 3 min);
-#   peers: the peer-method cells a 2-core CPU cannot afford: TDS with the official 4 particles
-#          (48 rows x 100 backpropagated steps per task) and deepinv's DPS at 250 steps, all tasks.
+#   peers: TDS with the official 4 particles (48 rows x 100 backpropagated steps per task) and
+#          deepinv's DPS at 250 steps, all tasks (the committed cells ran on the CPU, 2-4 min each;
+#          this stage re-runs them on the GPU).
 # BUDGET caps the wall seconds of the two processes (a device call may run 600 s); MAX_BATCH
 # (optional) caps the images per network call (Prior.max_batch), for ensembles beyond one call.
 set -uo pipefail
