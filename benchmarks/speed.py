@@ -62,13 +62,13 @@ STEPS = {
     "daps": {"num_steps": 4, "ode_steps": 2, "langevin_steps": 20},
     "daps-hmc-inpainting-random": {"num_steps": 4, "ode_steps": 2},
     "diffpir-inpainting": {}, "ddnm": {"num_steps": 20}, "ddrm": {}, "pigdm": {"num_steps": 20},
-    "mmps": {"num_steps": 16}, "tds": {"num_steps": 20, "num_particles": 4},
+    "mmps": {"num_steps": 8}, "tds": {"num_steps": 20, "num_particles": 4},
     "enkg": {"num_steps": 4, "ensemble_size": 8}, "tempered-smc": {"num_steps": 4, "langevin_steps": 5,
-                                                                   "num_particles": 8, "prior_steps": 10},
+                                                                   "num_particles": 8, "prior_steps": 5},
 }
 # Pareto: solver preset -> (three budgets as overrides)
 PARETO = {
-    "dps-inpainting": [{"num_steps": n} for n in (25, 50, 100)],
+    "dps-inpainting": [{"num_steps": n} for n in (10, 25, 50)],
     "daps": [{"num_steps": n, "ode_steps": 2, "langevin_steps": 20} for n in (5, 10, 20)],
     "diffpir-inpainting": [{"num_steps": n} for n in (10, 20, 50)],
     "ddnm": [{"num_steps": n} for n in (10, 25, 50)],
