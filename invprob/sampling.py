@@ -20,8 +20,8 @@ from .checks import check_int
 
 __all__ = ["karras_sigmas", "linear_betas", "alphas_cumprod_from_betas", "ddpm_alphas_cumprod",
            "ddim_sigmas", "ddim_grid", "sigma_from_alphas_cumprod", "alphas_cumprod_from_sigma",
-           "sigma_from_flow_time", "flow_time_from_sigma", "respace_timesteps", "ddim_timesteps", "euler_step", "euler_ode",
-           "edm_preconditioning", "DDPMSchedule"]
+           "sigma_from_flow_time", "flow_time_from_sigma", "respace_timesteps", "ddim_timesteps", "euler_step",
+           "euler_ode", "edm_preconditioning", "DDPMSchedule"]
 
 
 # -- noise grids ---------------------------------------------------------------------------
