@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args(argv)
+    if not 1 <= args.images <= 12:
+        parser.error(f"--images must be between 1 and 12 (Set12 has 12 images), got {args.images}")
     data = json.loads(args.json.read_text()) if args.json.is_file() else {"cells": {}, "runs": []}
     if not args.render:
         command = "python benchmarks/calibration_restoration.py " + shlex.join(sys.argv[1:] if argv is None else argv)

@@ -375,8 +375,9 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
             raise InputError("give `input=<image or .npy>` (ground truth) or `measurement=<.npy>`: this prior "
                              "cannot draw a ground truth itself.")
         if operator.x_shape is not None and tuple(truth.shape[1:]) != tuple(operator.x_shape):
+            stack = " (a .npy input is a stack of images, (N, C, H, W))" if str(cfg.input).endswith(".npy") else ""
             raise InputError(f"the ground truth is {tuple(truth.shape[1:])} but the operator acts on "
-                             f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input.")
+                             f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input{stack}.")
         problem = Problem.simulate(operator, truth, noise,
                                    generator=torch.Generator(device).manual_seed(settings["seed"]))
     clock = time.perf_counter()
