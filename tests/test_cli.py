@@ -67,6 +67,20 @@ def test_bad_inputs_give_one_line_and_nonzero_exit(tmp_path):
     assert unknown.returncode != 0 and "dps" in unknown.stderr  # Hydra lists the available options
 
 
+def test_tv_lambda_adds_a_tv_reconstruction_and_is_refused_where_tv_cannot_run(tmp_path):
+    proc = invprob(["solve", *FAST, "tv_lambda=0.01", "hydra.run.dir=run"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tv_lambda"] == 0.01 and len(metrics["rmse_tv"]) == 1 and 0 < metrics["rmse_tv"][0] < 2
+    assert len(metrics["std_error_correlation"]) == 1 and -1 <= metrics["std_error_correlation"][0] <= 1
+    nonlinear = invprob(["solve", *FAST, "tv_lambda=0.01", "operator=phase-retrieval", "operator.x_shape=[1,8,8]",
+                         "hydra.run.dir=run2"], tmp_path)
+    assert nonlinear.returncode == 2 and "not linear: drop tv_lambda" in nonlinear.stderr
+    assert len(nonlinear.stderr.strip().splitlines()) == 1 and not (tmp_path / "run2" / "metrics.json").exists()
+    negative = invprob(["solve", *FAST, "tv_lambda=-1", "hydra.run.dir=run3"], tmp_path)
+    assert negative.returncode == 2 and "`tv_lambda` must be a finite number > 0" in negative.stderr
+
+
 def test_list_shows_every_group_weights_and_plugins(tmp_path):
     import os
 

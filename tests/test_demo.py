@@ -8,14 +8,17 @@ import numpy as np
 
 
 def test_default_run_is_mri_of_a_held_apart_brain_slice_smoke(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "invprob.app.cli", "demo", "solver.num_steps=2", "solver.ode_steps=1",
-                           "solver.langevin_steps=2", "num_samples=2", "quiet=true", f"hydra.run.dir={tmp_path}/mri"],
+    proc = subprocess.run([sys.executable, "-m", "invprob.app.cli", "demo", "solver.num_steps=2", "num_samples=2",
+                           "quiet=true", f"hydra.run.dir={tmp_path}/mri"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "mri"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["solver_class"] == "DAPS" and metrics["solver"] == "daps-mri-demo" and metrics["nfe_per_sample"] == 2
-    assert "psnr_mean" in metrics and "psnr_adjoint" in metrics  # zero-filled baseline beside it
+    assert metrics["solver_class"] == "DPS" and metrics["solver"] == "dps-mri-demo" and metrics["nfe_per_sample"] == 2
+    assert metrics["noise_sigma"] == 0.02 and metrics["tv_lambda"] == 0.008
+    # the zero-filled and TV baselines beside the posterior, and how well the std tracks the error
+    assert "psnr_mean" in metrics and "psnr_adjoint" in metrics and "ssim_tv" in metrics
+    assert metrics["psnr_tv"][0] > metrics["psnr_adjoint"][0] > 20 and len(metrics["std_error_correlation"]) == 1
     assert np.load(run / "samples.npy").shape == (1, 2, 1, 128, 128)
     for name in ("figure.png", "mean.png", "std.png"):
         assert (run / name).stat().st_size > 500

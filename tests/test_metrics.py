@@ -47,3 +47,17 @@ def test_psnr_against_formula():
 def test_posterior_mean_error():
     s = torch.ones(10, 1, 2, 2)
     assert metrics.posterior_mean_error(s, torch.zeros(1, 2, 2)).item() == pytest.approx(1.0)
+
+
+def test_std_error_correlation_marks_where_the_mean_is_wrong():
+    from invprob.evaluation import std_error_correlation
+
+    g = torch.Generator().manual_seed(0)
+    error = torch.randn(2, 1, 16, 16, generator=g)
+    assert torch.allclose(std_error_correlation(2 * error.abs() + 1, error), torch.ones(2), atol=1e-5)
+    speckle = torch.rand(2, 1, 16, 16, generator=g)  # independent of the error
+    assert std_error_correlation(speckle, error).abs().max() < 0.3
+    blocks = std_error_correlation(error.abs(), error, block=8)
+    assert blocks.shape == (2,) and torch.allclose(blocks, torch.ones(2), atol=1e-5)
+    with pytest.raises(ValueError, match="same shape"):
+        std_error_correlation(speckle, error[:1])

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..evaluation.metrics import psnr, ssim
+from ..evaluation.metrics import psnr, ssim, std_error_correlation
 from ..problem import Problem
 
 __all__ = ["OUTPUTS", "classical_estimate", "compute_metrics", "figure", "write_run", "atomic_write"]
@@ -59,9 +59,13 @@ def classical_estimate(problem: Problem) -> tuple[str, Tensor] | None:
 
 
 def compute_metrics(problem: Problem, samples: Tensor, truth: Tensor | None,
-                    data_range: tuple[float, float] | None, back: tuple[str, Tensor] | None) -> dict[str, Any]:
+                    data_range: tuple[float, float] | None, back: tuple[str, Tensor] | None,
+                    baselines: dict[str, Tensor] | None = None) -> dict[str, Any]:
     """Quality of the posterior mean: relative data residual per measurement, PSNR/SSIM (or
-    RMSE without a data range) against ``truth``, and PSNR of the classical estimate ``back``.
+    RMSE without a data range) against ``truth``, the correlation between the posterior std and
+    the mean's absolute error (:func:`~invprob.evaluation.metrics.std_error_correlation`, with
+    two or more samples), PSNR of the classical estimate ``back`` (first measurement) and
+    PSNR/SSIM of each reconstruction in ``baselines`` (``name -> (M, *x_shape)``).
 
     Shapes: ``samples (M, K, *x_shape)``, ``truth (M, *x_shape)`` or ``None``.
     """
@@ -84,8 +88,15 @@ def compute_metrics(problem: Problem, samples: Tensor, truth: Tensor | None,
         if back is not None:
             name, image = back
             metrics[f"psnr_{name}"] = per_item(psnr, image.clamp(*data_range), truth[:1])
+        for name, image in (baselines or {}).items():
+            metrics[f"psnr_{name}"] = per_item(psnr, image.cpu(), truth)
+            metrics[f"ssim_{name}"] = per_item(ssim, image.cpu(), truth)
     else:
         metrics["rmse_mean"] = (mean - truth).flatten(1).pow(2).mean(1).sqrt().tolist()
+        for name, image in (baselines or {}).items():
+            metrics[f"rmse_{name}"] = (image.cpu() - truth).flatten(1).pow(2).mean(1).sqrt().tolist()
+    if samples.shape[1] > 1:
+        metrics["std_error_correlation"] = std_error_correlation(samples.std(1), mean - truth).tolist()
     return metrics
 
 
@@ -116,7 +127,8 @@ def figure(path: Path, panels: list[tuple[str, Tensor]], data_range: tuple[float
         data_range = (float(values.min()), float(values.max()))
     lo, hi = data_range
     gray = plt.get_cmap("gray").with_extremes(bad="tab:blue")
-    fig, axes = plt.subplots(1, len(images), figsize=(panel_width * len(images), 2.5))
+    lines = max(title.count("\n") + 1 for title, _ in images)  # room for titles of several lines
+    fig, axes = plt.subplots(1, len(images), figsize=(panel_width * len(images), 2.3 + 0.2 * lines))
     for ax, (title, img) in zip(np.atleast_1d(axes), images):
         is_std = "std" in title
         shown = img.clamp(lo, hi) if not is_std and img.dim() == 2 else img
@@ -145,20 +157,24 @@ def _png(img: Tensor, lo: float, hi: float) -> bytes:
 
 
 def write_run(out: Path, problem: Problem, samples: Tensor, truth: Tensor | None,
-              data_range: tuple[float, float] | None, record: dict[str, Any]) -> dict[str, Any]:
+              data_range: tuple[float, float] | None, record: dict[str, Any],
+              baselines: dict[str, tuple[str, Tensor]] | None = None) -> dict[str, Any]:
     """Write a run's outputs to ``out`` and return its metrics.
 
     ``samples.npy (M, K, *x_shape)``, ``mean.npy`` / ``std.npy (M, *x_shape)``, ``mean.png`` /
     ``std.png`` (first measurement; of a volume, its middle slice), ``figure.png`` (truth,
-    measurement, classical estimate, posterior mean and std, up to three samples) and, last,
-    ``metrics.json``: ``record`` (the
-    run's settings and counts) plus :func:`compute_metrics`.
+    measurement, classical estimate, the ``baselines`` reconstructions (``name -> (figure title,
+    (M, *x_shape))``, e.g. TV; their metrics are ``psnr_<name>`` …), posterior mean and std, up to three samples; PSNR / SSIM in the titles
+    when ``truth`` and a data range are known) and, last, ``metrics.json``: ``record`` (the run's
+    settings and counts) plus :func:`compute_metrics`.
     """
     samples = samples.detach().cpu()
     mean = samples.mean(1)
     std = samples.std(1) if samples.shape[1] > 1 else torch.zeros_like(mean)
     back = classical_estimate(problem)
-    metrics = {**record, **compute_metrics(problem, samples, truth, data_range, back)}
+    titles = {name: title for name, (title, _) in (baselines or {}).items()}
+    baselines = {name: image.detach().cpu() for name, (_, image) in (baselines or {}).items()}
+    metrics = {**record, **compute_metrics(problem, samples, truth, data_range, back, baselines)}
     atomic_write(out / "samples.npy", _npy_bytes(samples))
     atomic_write(out / "mean.npy", _npy_bytes(mean))
     atomic_write(out / "std.npy", _npy_bytes(std))
@@ -167,10 +183,19 @@ def write_run(out: Path, problem: Problem, samples: Tensor, truth: Tensor | None
         mean, std, samples = mean[:, middle], std[:, middle], samples[:, :, middle]
         truth = truth[:, middle] if truth is not None else None
         back = (back[0], back[1][:, middle]) if back is not None else None
+        baselines = {name: image[:, middle] for name, image in baselines.items()}
     if mean.dim() == 4:
         lo, hi = data_range if data_range is not None and mean.shape[1] != 2 else (0.0, float(_display(mean[0]).max()))
         atomic_write(out / "mean.png", _png(mean[0], lo, hi))
         atomic_write(out / "std.png", _png(std[0], 0.0, float(_display(std[0]).max())))
+    scored = truth is not None and data_range is not None and mean.dim() == 4 and mean.shape[1] != 2
+
+    def titled(title: str, image: Tensor) -> tuple[str, Tensor]:  # PSNR / SSIM of the first measurement
+        if not scored:
+            return title, image
+        a, b = image[None].float().clamp(*data_range), truth[:1].cpu().float()
+        return f"{title}\n{float(psnr(a, b, data_range)):.2f} dB / {float(ssim(a, b, data_range)):.3f}", image
+
     panels: list[tuple[str, Tensor]] = []
     if truth is not None:
         panels.append(("truth", truth[0].cpu()))
@@ -178,9 +203,10 @@ def write_run(out: Path, problem: Problem, samples: Tensor, truth: Tensor | None
     if y.dim() == 4 and not y.is_complex():
         panels.append(("measurement", y[0].cpu()))
     if back is not None:
-        panels.append((back[0], back[1][0]))
-    panels += [("posterior mean", mean[0]), ("posterior std", std[0])]
-    panels += [(f"sample {k}", samples[0, k]) for k in range(min(3, samples.shape[1]))]
+        panels.append(titled(back[0], back[1][0]))
+    panels += [titled(titles[name], image[0]) for name, image in baselines.items()]
+    panels += [titled("posterior mean", mean[0]), ("posterior std", std[0])]
+    panels += [titled(f"sample {k}", samples[0, k]) for k in range(min(3, samples.shape[1]))]
     figure(out / "figure.png", panels, data_range)
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2).encode())
     return metrics

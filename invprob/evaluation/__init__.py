@@ -19,7 +19,7 @@ measured the same way:
 from .baselines import tv_baseline
 from .datasets import HELD_APART, held_apart, set12
 from .metrics import (coverage, lpips_metric, posterior_mean_error, psnr, set_distances, sliced_wasserstein,
-                      sliced_wasserstein_floor, ssim)
+                      sliced_wasserstein_floor, ssim, std_error_correlation)
 from .modes import (ModeCensus, aligned_rmse, ascend, assign_reached, assign_to_modes, distinct_rows,
                     laplace_log_mass, mode_census, mode_tv, mode_tv_floor, orbit_frequencies)
 from .reference import ExactConditionalDAPS, ReferenceStats, reference_sampler
@@ -35,7 +35,7 @@ __all__ = ["solve_each", "PeakMemory", "image_grid", "restoration_operators",
     "latent_problem", "exact_flow_prior",
     # metrics
     "sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error", "psnr", "ssim",
-    "lpips_metric", "set_distances",
+    "lpips_metric", "set_distances", "std_error_correlation",
     # modes
     "ModeCensus", "aligned_rmse", "ascend", "laplace_log_mass", "distinct_rows", "mode_census", "assign_to_modes",
     "assign_reached", "orbit_frequencies", "mode_tv", "mode_tv_floor",

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..io import to_unit
 
 __all__ = ["sliced_wasserstein", "sliced_wasserstein_floor", "coverage", "posterior_mean_error",
-           "psnr", "ssim", "lpips_metric", "set_distances"]
+           "std_error_correlation", "psnr", "ssim", "lpips_metric", "set_distances"]
 
 
 def _flat(samples: Tensor, name: str) -> Tensor:
@@ -93,6 +93,21 @@ def posterior_mean_error(samples: Tensor, exact_mean: Tensor) -> Tensor:
     """Root-mean-square error of the sample mean against the exact posterior mean (per pixel)."""
     flat = _flat(samples, "samples")
     return (flat.mean(0) - exact_mean.reshape(-1).to(flat.dtype)).pow(2).mean().sqrt()
+
+
+def std_error_correlation(std: Tensor, error: Tensor, block: int = 1) -> Tensor:
+    """Pearson correlation per image ``(B,)`` between a posterior std map and the absolute error
+    of the posterior mean, both ``(B, *x_shape)``: near 1 when the spread marks where the mean is
+    wrong, near 0 for a std map of uniform speckle. ``block > 1`` correlates the means over
+    ``block × block`` tiles of images ``(B, C, H, W)`` (regions rather than pixels)."""
+    if std.shape != error.shape:
+        raise ValueError(f"`std` {tuple(std.shape)} and `error` {tuple(error.shape)} must have the same shape.")
+    std, error = std.float(), error.abs().float()
+    if block > 1:
+        std, error = torch.nn.functional.avg_pool2d(std, block), torch.nn.functional.avg_pool2d(error, block)
+    a = _flat(std, "std") - _flat(std, "std").mean(1, keepdim=True)
+    b = _flat(error, "error") - _flat(error, "error").mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(torch.finfo(a.dtype).tiny)
 
 
 def psnr(x: Tensor, reference: Tensor, data_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
