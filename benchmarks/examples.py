@@ -2,8 +2,10 @@
 
 What it measures: the wall time of ``python examples/<name>.py --out <folder>`` for each
 example, one after another in fresh processes (nothing else should run on the machine), and the
-lines each prints (its metrics). The figures go to ``benchmarks/results/examples/``; the table
-to ``benchmarks/results/examples.md`` with the machine, the date and the commit. The target is
+lines each prints (its metrics). The figures go to ``benchmarks/results/examples/``; the rows to
+``benchmarks/results/examples.json`` and the table ``benchmarks/results/examples.md``, each row
+with its command, machine, date and commit (``--only`` re-runs those examples and keeps the
+other rows). The target is
 at most 5 minutes per example on 2 CPU cores.
 
 Command of the committed results: ``python benchmarks/examples.py`` (with ``$INVPROB_DATA``
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -35,24 +38,31 @@ def main() -> None:
     figures = RESULTS / "examples"
     figures.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
-    rows = []
+    store = RESULTS / "examples.json"  # one entry per example; --only replaces those it runs
+    rows = json.loads(store.read_text()) if store.is_file() else {}
+    command = "python benchmarks/examples.py" + (" --only " + " ".join(args.only) if args.only else "")
     for name in names:
         clock = time.perf_counter()
         proc = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), "--out", str(figures)],
                               capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, MPLBACKEND="Agg"))
         seconds = time.perf_counter() - clock
         printed = [line.strip() for line in proc.stdout.replace("\r", "\n").splitlines() if line.strip()]
-        rows.append((name, proc.returncode, seconds, printed if proc.returncode == 0 else proc.stderr.splitlines()[-3:]))
+        rows[name] = {"exit": proc.returncode, "seconds": seconds, "command": command,
+                      "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                                 f"Python {platform.python_version()}",
+                      "date": datetime.date.today().isoformat(), "commit": commit.strip() or "unknown",
+                      "printed": printed if proc.returncode == 0 else proc.stderr.splitlines()[-3:]}
         print(f"{name}: exit {proc.returncode}, {seconds:.0f} s", flush=True)
-    lines = [f"# Examples at their defaults\n",
-             f"`python benchmarks/examples.py{' --only ' + ' '.join(args.only) if args.only else ''}` — "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-             f"{datetime.date.today().isoformat()}, commit {commit.strip() or 'unknown'}. Figures: `examples/`.\n",
-             "| example | exit | wall time (s) |", "|---|---|---|"]
-    lines += [f"| `{name}` | {rc} | {seconds:.0f} |" for name, rc, seconds, _ in rows]
-    for name, _, _, printed in rows:
-        lines += ["", f"## `{name}`", "", "```", *printed, "```"]
-    out = RESULTS / ("examples.md" if not args.only else f"examples_{'_'.join(args.only)}.md")
+        store.write_text(json.dumps(rows, indent=1))
+    lines = ["# Examples at their defaults\n",
+             "Each row: `python examples/<name>.py --out benchmarks/results/examples` run by the command, machine, "
+             "date and commit it names. Figures: `examples/`.\n",
+             "| example | exit | wall time (s) | command | machine, date, commit |", "|---|---|---|---|---|"]
+    lines += [f"| `{name}` | {r['exit']} | {r['seconds']:.0f} | `{r['command']}` | {r['machine']}, {r['date']}, {r['commit']} |"
+              for name, r in sorted(rows.items())]
+    for name, r in sorted(rows.items()):
+        lines += ["", f"## `{name}`", "", "```", *r["printed"], "```"]
+    out = RESULTS / "examples.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 
