@@ -8,8 +8,8 @@ with its command, machine, date and commit (``--only`` re-runs those examples an
 other rows). The target is
 at most 5 minutes per example on 2 CPU cores.
 
-Command of the committed results: ``python benchmarks/examples.py`` (with ``$INVPROB_DATA``
-pointing at the data sets, or online).
+Each committed row names its command (``python benchmarks/examples.py`` or ``--only NAME``),
+run with ``$INVPROB_DATA`` pointing at the data sets, or online.
 
 Usage: python benchmarks/examples.py [--only NAME ...]
 """

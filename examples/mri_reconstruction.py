@@ -16,9 +16,9 @@ Accelerated single-coil MRI of a brain slice the shipped ``brain-mri`` prior nev
   small; ≈ 0.9 when it can), and the correlation between the std and the error of the mean
   (:func:`invprob.evaluation.std_error_correlation`).
 
-The noise default, σ = 0.02 per real and imaginary part of the k-space, gives the fully sampled
-image an SNR (mean tissue intensity over noise std) of about 21; the settings are those of
-``invprob demo``, chosen by ``benchmarks/demo_sweep.py``.
+The noise default, σ = 0.02 per real and imaginary part of the k-space, the solver and the
+number of samples are those of ``invprob demo`` (``benchmarks/demo_sweep.py``); TV's λ is picked
+here on slice 35 alone.
 
 Run ``python examples/mri_reconstruction.py --mask radial --acceleration 8``.
 """

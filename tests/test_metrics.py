@@ -61,3 +61,7 @@ def test_std_error_correlation_marks_where_the_mean_is_wrong():
     assert blocks.shape == (2,) and torch.allclose(blocks, torch.ones(2), atol=1e-5)
     with pytest.raises(ValueError, match="same shape"):
         std_error_correlation(speckle, error[:1])
+    with pytest.raises(ValueError, match="divides"):
+        std_error_correlation(speckle, error, block=5)
+    assert std_error_correlation(torch.zeros_like(error), error).isnan().all()  # a constant std map: undefined
+    assert std_error_correlation(speckle.double(), error.double()).dtype == torch.float64

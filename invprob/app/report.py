@@ -95,8 +95,10 @@ def compute_metrics(problem: Problem, samples: Tensor, truth: Tensor | None,
         metrics["rmse_mean"] = (mean - truth).flatten(1).pow(2).mean(1).sqrt().tolist()
         for name, image in (baselines or {}).items():
             metrics[f"rmse_{name}"] = (image.cpu() - truth).flatten(1).pow(2).mean(1).sqrt().tolist()
-    if samples.shape[1] > 1:
-        metrics["std_error_correlation"] = std_error_correlation(samples.std(1), mean - truth).tolist()
+    if samples.shape[1] > 1:  # the error of the mean as PSNR scores it: clamped to the data range
+        shown = mean.clamp(*data_range) if data_range is not None else mean
+        corr = std_error_correlation(samples.std(1), shown - truth).tolist()
+        metrics["std_error_correlation"] = [None if c != c else c for c in corr]  # NaN (a constant std map): null
     return metrics
 
 

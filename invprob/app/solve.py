@@ -244,6 +244,8 @@ def _request(cfg: Any, choices: dict[str, str]) -> dict[str, Any]:
     request = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_RECORDED:
         request.pop(key, None)
+    if request.get("tv_lambda") is None:  # unset: the request of a run without the TV panel
+        request.pop("tv_lambda", None)
     request["presets"] = {group: choices[group] for group in GROUPS}
     return request
 
@@ -330,9 +332,10 @@ def _check_tv(operator: Any) -> None:
 
 def _tv(problem: Any, lam: float, progress: bool) -> torch.Tensor:
     """TV-regularised least squares of every measurement (:func:`invprob.evaluation.tv_baseline`,
-    200 proximal gradient steps of size ``min(1, 1/‖A‖²)``; an operator without a fixed
-    ``x_shape``, e.g. a shape-agnostic blur, is taken as normalised, ``‖A‖ ≤ 1``), the classical
-    reconstruction shown beside the posterior with ``tv_lambda=``."""
+    200 proximal gradient steps of size ``min(1, 1/‖A‖²)`` from ``Aᵀy``, or from the filtered
+    back-projection for CT; an operator without a fixed ``x_shape``, e.g. a shape-agnostic blur,
+    is taken as normalised, ``‖A‖ ≤ 1``), the classical reconstruction shown beside the posterior
+    with ``tv_lambda=``."""
     from ..evaluation.baselines import tv_baseline
     from ..operators.base import spectral_norm
 
@@ -340,7 +343,8 @@ def _tv(problem: Any, lam: float, progress: bool) -> torch.Tensor:
     if progress:
         print(f"TV reconstruction (lambda {lam:g}) of {problem.num_measurements} measurement(s) for comparison")
     norm = spectral_norm(op, y.real.dtype, y.device) if op.x_shape is not None else 1.0
-    return tv_baseline(op, y, lam, stepsize=min(1.0, 1.0 / max(norm, 1e-12) ** 2)).detach().cpu()
+    init = op.fbp(y) if hasattr(op, "fbp") else None  # CT: from the filtered back-projection, as its benchmark
+    return tv_baseline(op, y, lam, stepsize=min(1.0, 1.0 / max(norm, 1e-12) ** 2), init=init).detach().cpu()
 
 
 def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None) -> dict[str, Any] | None:
@@ -370,12 +374,6 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         if not same and cfg.get("on_mismatch", "rerun") == "refuse":
             raise InputError(f"{out} holds a run with other settings ({_differences(previous.get('config') or {}, request)}); "
                              f"choose another folder (hydra.run.dir=...) or pass on_mismatch=rerun.")
-        if size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()  # every rank has read the folder before rank 0 clears it
-        if rank == 0:
-            (out / "metrics.json").unlink(missing_ok=True)  # from here on the folder holds no complete run
     prior = _build("prior", cfg, choices).to(device=device, dtype=dtype)
     operator = _build("operator", cfg, choices).to(device=device, dtype=dtype)
     solver = _build("solver", cfg, choices)
@@ -406,8 +404,18 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
                              f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input{stack}.")
         problem = Problem.simulate(operator, truth, noise,
                                    generator=torch.Generator(device).manual_seed(settings["seed"]))
-    if settings["tv_lambda"] is not None:
+    baselines = None
+    if settings["tv_lambda"] is not None:  # before the solve: a refusal or a failure here costs no solve
         _check_tv(problem.operator)
+        if rank == 0:
+            baselines = {"tv": (f"TV, λ {settings['tv_lambda']:g}", _tv(problem, settings["tv_lambda"], not cfg.quiet))}
+    if previous is not None:  # every input is valid: the folder's old run goes
+        if size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # every rank has read the folder before rank 0 clears it
+        if rank == 0:
+            (out / "metrics.json").unlink(missing_ok=True)  # from here on the folder holds no complete run
     clock = time.perf_counter()
     if size > 1:
         samples, counts, seconds = _solve_sharded(solver, problem, prior, settings, not cfg.quiet and rank == 0,
@@ -429,9 +437,7 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         import resource
 
         record["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    baselines = None
     if settings["tv_lambda"] is not None:
-        baselines = {"tv": (f"TV, λ {settings['tv_lambda']:g}", _tv(problem, settings["tv_lambda"], not cfg.quiet))}
         record["tv_lambda"] = settings["tv_lambda"]
     metrics = write_run(out, problem, samples, truth, image_space(prior)[1], record, baselines)
     print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")

@@ -6,7 +6,8 @@ measured the same way:
 * :mod:`~invprob.evaluation.testbed`: the Gaussian-mixture test bed, linear problems with a
   closed-form posterior and phase retrieval with an exact posterior density;
 * :mod:`~invprob.evaluation.metrics`: sample-based distances to an exact posterior (sliced
-  Wasserstein and its noise floor, coverage, posterior-mean error) and PSNR / SSIM;
+  Wasserstein and its noise floor, coverage, posterior-mean error), the correlation of a std map
+  with the error of the mean, and PSNR / SSIM;
 * :mod:`~invprob.evaluation.modes`: mode census and mode-weight recovery for multimodal
   posteriors with an exact density;
 * :mod:`~invprob.evaluation.reference`: an exact-density reference sampler (tempered SMC with

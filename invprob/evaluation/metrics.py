@@ -1,4 +1,5 @@
-"""Metrics: posterior accuracy (sliced Wasserstein, noise floor, coverage) and image quality.
+"""Metrics: posterior accuracy (sliced Wasserstein, noise floor, coverage, std–error
+correlation) and image quality.
 
 PSNR/SSIM delegate to deepinv (``deepinv.loss.metric``) on images mapped to [0, 1]; LPIPS to
 the ``lpips`` package (Zhang et al. 2018); FID/KID over sets to torchmetrics. The perceptual
@@ -98,16 +99,22 @@ def posterior_mean_error(samples: Tensor, exact_mean: Tensor) -> Tensor:
 def std_error_correlation(std: Tensor, error: Tensor, block: int = 1) -> Tensor:
     """Pearson correlation per image ``(B,)`` between a posterior std map and the absolute error
     of the posterior mean, both ``(B, *x_shape)``: near 1 when the spread marks where the mean is
-    wrong, near 0 for a std map of uniform speckle. ``block > 1`` correlates the means over
-    ``block × block`` tiles of images ``(B, C, H, W)`` (regions rather than pixels)."""
+    wrong, near 0 for a std map of uniform speckle, NaN where either map is constant (e.g. the
+    zero std of a deterministic solver). ``block > 1`` correlates the means over ``block ×
+    block`` tiles of images ``(B, C, H, W)`` whose sides ``block`` divides (regions rather than
+    pixels)."""
     if std.shape != error.shape:
         raise ValueError(f"`std` {tuple(std.shape)} and `error` {tuple(error.shape)} must have the same shape.")
-    std, error = std.float(), error.abs().float()
+    dtype = std.dtype if std.is_floating_point() else torch.get_default_dtype()
+    std, error = std.to(dtype), error.abs().to(dtype)
     if block > 1:
+        if std.dim() != 4 or std.shape[-2] % block or std.shape[-1] % block:
+            raise ValueError(f"`block` {block} needs images (B, C, H, W) whose H and W it divides, "
+                             f"got shape {tuple(std.shape)}.")
         std, error = torch.nn.functional.avg_pool2d(std, block), torch.nn.functional.avg_pool2d(error, block)
     a = _flat(std, "std") - _flat(std, "std").mean(1, keepdim=True)
     b = _flat(error, "error") - _flat(error, "error").mean(1, keepdim=True)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(torch.finfo(a.dtype).tiny)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
 
 
 def psnr(x: Tensor, reference: Tensor, data_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
