@@ -180,7 +180,7 @@ def time_demo(args, data: dict) -> None:
                                f"hydra.run.dir={folder}/demo"], capture_output=True, text=True, cwd=folder)
         wall = time.perf_counter() - clock
         if proc.returncode:
-            raise SystemExit(f"invprob demo failed: {proc.stderr.strip().splitlines()[-1:]}")
+            raise SystemExit(f"invprob demo failed: {(proc.stderr.strip().splitlines() or [''])[-1]}")
         metrics = json.loads((Path(folder) / "demo" / "metrics.json").read_text())
     keys = ("solver", "num_samples", "noise_sigma", "tv_lambda", "nfe_per_sample", "seconds", "psnr_mean",
             "ssim_mean", "psnr_tv", "ssim_tv", "psnr_adjoint", "std_error_correlation")

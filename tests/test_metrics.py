@@ -65,3 +65,15 @@ def test_std_error_correlation_marks_where_the_mean_is_wrong():
         std_error_correlation(speckle, error, block=5)
     assert std_error_correlation(torch.zeros_like(error), error).isnan().all()  # a constant std map: undefined
     assert std_error_correlation(speckle.double(), error.double()).dtype == torch.float64
+
+
+def test_metrics_json_correlation_is_null_for_identical_samples():
+    from invprob.app.report import compute_metrics
+    from invprob.evaluation import testbed
+
+    _, problem, x_true = testbed.make_problem("inpainting", seed=0)
+    same = (x_true[:, None] + 0.1).repeat(1, 3, *[1] * (x_true.dim() - 1))  # three identical samples (M, K, ...)
+    assert compute_metrics(problem, same, x_true, None, None)["std_error_correlation"] == [None]
+    spread = same + 0.1 * torch.randn(same.shape, generator=torch.Generator().manual_seed(0), dtype=same.dtype)
+    value = compute_metrics(problem, spread, x_true, None, None)["std_error_correlation"][0]
+    assert isinstance(value, float) and -1 <= value <= 1

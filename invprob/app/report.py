@@ -98,7 +98,8 @@ def compute_metrics(problem: Problem, samples: Tensor, truth: Tensor | None,
     if samples.shape[1] > 1:  # the error of the mean as PSNR scores it: clamped to the data range
         shown = mean.clamp(*data_range) if data_range is not None else mean
         corr = std_error_correlation(samples.std(1), shown - truth).tolist()
-        metrics["std_error_correlation"] = [None if c != c else c for c in corr]  # NaN (a constant std map): null
+        identical = (samples == samples[:, :1]).flatten(1).all(1).tolist()  # no spread: the correlation is undefined
+        metrics["std_error_correlation"] = [None if c != c or same else c for c, same in zip(corr, identical)]
     return metrics
 
 

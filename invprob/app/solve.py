@@ -404,11 +404,8 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
                              f"{tuple(operator.x_shape)}; override operator.x_shape or pick another input{stack}.")
         problem = Problem.simulate(operator, truth, noise,
                                    generator=torch.Generator(device).manual_seed(settings["seed"]))
-    baselines = None
-    if settings["tv_lambda"] is not None:  # before the solve: a refusal or a failure here costs no solve
+    if settings["tv_lambda"] is not None:  # refused before the solve (TV itself runs on rank 0 after it)
         _check_tv(problem.operator)
-        if rank == 0:
-            baselines = {"tv": (f"TV, λ {settings['tv_lambda']:g}", _tv(problem, settings["tv_lambda"], not cfg.quiet))}
     if previous is not None:  # every input is valid: the folder's old run goes
         if size > 1:
             import torch.distributed as dist
@@ -437,8 +434,10 @@ def run(cfg: Any, out: Path | None = None, choices: dict[str, str] | None = None
         import resource
 
         record["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if settings["tv_lambda"] is not None:
+    baselines = None
+    if settings["tv_lambda"] is not None:  # after the record: its seconds and peak memory are the solve's
         record["tv_lambda"] = settings["tv_lambda"]
+        baselines = {"tv": (f"TV, λ {settings['tv_lambda']:g}", _tv(problem, settings["tv_lambda"], not cfg.quiet))}
     metrics = write_run(out, problem, samples, truth, image_space(prior)[1], record, baselines)
     print(f"figure:  {out / 'figure.png'}\nmetrics: {out / 'metrics.json'}")
     return metrics

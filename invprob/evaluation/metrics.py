@@ -99,8 +99,7 @@ def posterior_mean_error(samples: Tensor, exact_mean: Tensor) -> Tensor:
 def std_error_correlation(std: Tensor, error: Tensor, block: int = 1) -> Tensor:
     """Pearson correlation per image ``(B,)`` between a posterior std map and the absolute error
     of the posterior mean, both ``(B, *x_shape)``: near 1 when the spread marks where the mean is
-    wrong, near 0 for a std map of uniform speckle, NaN where either map is constant (e.g. the
-    zero std of a deterministic solver). ``block > 1`` correlates the means over ``block ×
+    wrong, near 0 for a std map of uniform speckle, NaN where either map is exactly constant. ``block > 1`` correlates the means over ``block ×
     block`` tiles of images ``(B, C, H, W)`` whose sides ``block`` divides (regions rather than
     pixels)."""
     if std.shape != error.shape:
