@@ -70,6 +70,12 @@ CANDIDATES = {
     "DPS 100 steps, ζ 10": ("dps", {"num_steps": 100, "scale": 10.0}),
     "DPS 100 steps, ζ 30": ("dps", {"num_steps": 100, "scale": 30.0}),
     "DPS 50 steps, ζ 10": ("dps", {"num_steps": 50, "scale": 10.0}),
+    # solvers whose data step uses the operator's linear algebra (conjugate gradients) rather than a bare gradient
+    "MMPS 64 steps (mmps)": ("mmps", {}),
+    "MMPS 32 steps": ("mmps", {"num_steps": 32}),
+    "ΠGDM 100 steps (pigdm)": ("pigdm", {}),
+    "DiffPIR 100 steps (diffpir)": ("diffpir", {}),
+    "DiffPIR 100 steps, λ 1, ζ 1": ("diffpir", {"lambda_": 1.0, "zeta": 1.0}),
 }
 #: seconds of solving the demo affords: its 3 minutes on 2 CPU cores less about 30 s to load, run TV and write
 SOLVE_BUDGET = 150.0

@@ -12,7 +12,8 @@ How: the images are the held-apart brain slices 36–40 (128², never trained on
 ``--images`` takes the first ones); σ_y = 0.05 and noise seed 0. Tasks: 4× Cartesian single-coil
 MRI (``mri-4x-brain128``), a centred 64² box, 70 % random inpainting and Gaussian deblurring
 (std 2 px, 25×25 kernel). The latent solvers — PSLD, ReSample, Latent DAPS, STSL at their paper
-presets (the task's own preset where the official code has one) — run on ``brain-mri-latent``;
+presets (the task's own preset where the official code has one; ReSample also with its
+optimisations stopped at the noise level, ``resample-noise-stop``) — run on ``brain-mri-latent``;
 pixel DPS and DAPS run on ``brain-mri``, the pixel prior trained on the same slices; each row
 names its budget. Image ``i`` is solved alone with seed ``i`` (one solve of all images would give
 image ``i``'s sample ``k`` the same noise as every other image's).
@@ -42,6 +43,7 @@ TASKS = ("4x MRI", "inpainting box", "inpainting 70% random", "deblur (Gaussian)
 SOLVERS = [
     ("PSLD (1000 steps)", "brain-mri-latent", {"inpainting box": "psld-inpainting-box"}, "psld", {}),
     ("ReSample (500 steps)", "brain-mri-latent", {}, "resample", {}),
+    ("ReSample, stops at the noise (500 steps)", "brain-mri-latent", {}, "resample-noise-stop", {}),
     ("Latent DAPS (50 levels)", "brain-mri-latent",
      {"inpainting box": "latent-daps-inpainting-box", "inpainting 70% random": "latent-daps-inpainting-random",
       "deblur (Gaussian)": "latent-daps-deblur"}, "latent-daps", {}),

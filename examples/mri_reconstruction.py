@@ -9,8 +9,8 @@ Accelerated single-coil MRI of a brain slice the shipped ``brain-mri`` prior nev
 * **zero-filled**: the adjoint, what the scanner gives without a model;
 * **total variation**: the classical compressed-sensing baseline (deepinv's proximal
   gradient), its weight λ chosen on a *training* slice, never on the test slice;
-* **diffusion posterior**: DPS with the demo's preset ``dps-mri-demo`` (or any solver preset)
-  and the ``brain-mri`` prior; the mean of K samples is the estimate, their standard deviation
+* **diffusion posterior**: MMPS at its paper preset ``mmps``, the demo's solver (or any solver
+  preset), and the ``brain-mri`` prior; the mean of K samples is the estimate, their standard deviation
   the uncertainty map. Whether that uncertainty can be trusted: the fraction of pixels whose
   truth lies in the 90 % interval ``mean ± 1.645 std`` (a Gaussian approximation, as K is
   small; ≈ 0.9 when it can), and the correlation between the std and the error of the mean
@@ -39,7 +39,7 @@ parser = argparse.ArgumentParser(description="single-coil MRI: zero-filled, TV a
 parser.add_argument("--slice", type=int, default=36, help="brain slice 1-40 (36-40 are held apart from training)")
 parser.add_argument("--mask", choices=["cartesian", "radial"], default="cartesian")
 parser.add_argument("--acceleration", type=int, choices=[4, 8], default=4)
-parser.add_argument("--solver", default="dps-mri-demo", help="any solver preset (`invprob list`)")
+parser.add_argument("--solver", default="mmps", help="any solver preset (`invprob list`)")
 parser.add_argument("--num-samples", type=int, default=4)
 parser.add_argument("--noise", type=float, default=0.02, help="k-space noise std, image units [-1, 1]")
 parser.add_argument("--quick", action="store_true", help="a few steps only (tests, docs)")

@@ -14,7 +14,7 @@ def test_default_run_is_mri_of_a_held_apart_brain_slice_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "mri"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["solver_class"] == "DPS" and metrics["solver"] == "dps-mri-demo" and metrics["nfe_per_sample"] == 2
+    assert metrics["solver_class"] == "MMPS" and metrics["solver"] == "mmps" and metrics["nfe_per_sample"] == 3
     assert metrics["noise_sigma"] == 0.02 and metrics["tv_lambda"] == 0.008
     # the zero-filled and TV baselines beside the posterior, and how well the std tracks the error
     assert "psnr_mean" in metrics and "psnr_adjoint" in metrics and "ssim_tv" in metrics

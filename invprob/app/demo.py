@@ -3,12 +3,12 @@
 ``invprob demo`` (no arguments): 4×-accelerated single-coil MRI (random Cartesian lines, 8 %
 fully sampled centre) of brain slice 36 (held apart from the ``brain-mri`` prior's training set,
 shipped in ``invprob/examples_data``) with complex k-space noise of σ_y = 0.02 per real and
-imaginary part (its SNR in physical terms: ``benchmarks/results/demo_sweep.md``). Solved with DPS
-(``dps-mri-demo``: 100 steps, ζ = 10), 4 posterior samples, beside the zero-filled image and
-total variation with λ = 0.008 (TV's λ for this noise level, picked on slices 31–35). The
-solver, its budget and the sample count come from the sweep ``benchmarks/demo_sweep.py`` at this
-noise level. It runs the ``invprob
-solve`` application, so every Hydra override works (``invprob demo solver=daps-mri-demo
+imaginary part (its SNR in physical terms: ``benchmarks/results/demo_sweep.md``). Solved with
+MMPS at its paper preset (``mmps``: 64 steps, one conjugate-gradient iteration, 65 network calls
+per sample), 4 posterior samples, beside the zero-filled image and total variation with
+λ = 0.008 (TV's λ for this noise level, picked on slices 31–35). The solver, its budget and the
+sample count come from the sweep ``benchmarks/demo_sweep.py`` at this noise level. It runs the
+``invprob solve`` application, so every Hydra override works (``invprob demo solver=dps
 num_samples=8``). Writes to ``outputs/demo-mri``.
 
 ``invprob demo mnist-gmm [--out DIR ...]``: two small demos,
@@ -39,7 +39,7 @@ from .report import atomic_write, figure
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples_data"
 # benchmarks/demo_sweep.py: the solver setting and samples at σ_y 0.02; TV's λ picked on slices 31-35 at that noise
-MRI_DEMO = ["prior=brain-mri", "operator=mri-4x-brain128", "solver=dps-mri-demo", "num_samples=4",
+MRI_DEMO = ["prior=brain-mri", "operator=mri-4x-brain128", "solver=mmps", "num_samples=4",
             "noise_sigma=0.02", "tv_lambda=0.008", "seed=0", "skip_done=false", "hydra.run.dir=outputs/demo-mri"]
 
 
