@@ -21,6 +21,16 @@ Commands of the committed results (``benchmarks/results/``; CPU; the shared data
   --num-images 64 --exported natural-gray=<folder> brain-mri=<folder>`` with the folders of the
   CPU-recipe training runs (``benchmarks/gpu/train_priors.sh`` with ``RECIPE=cpu``; the exact
   command, with its folders, heads the file).
+* ``priors_dncnn.{json,md}``: ``python benchmarks/priors.py --dncnn`` (add
+  ``--exported natural-gray=<folder>`` to score a trained run beside the shipped priors).
+
+``--dncnn``: the MMSE denoiser ``prior.denoise(y, σ)`` of the natural-image priors on the 12
+full-size Set12 images (seven 256², five 512²) at σ = 15, 25, 50 out of 255, scored as DnCNN's
+MATLAB test scripts score (cszn/DnCNN): ``y = x + σ/255 · n`` on images in [0, 1], not clipped;
+PSNR of the output clipped to [0, 1] and rounded to 8 bits (``im2uint8``) against the 8-bit truth;
+the mean over the 12 images. One noise draw per image and σ (generator seeded with image index
+and σ), the same for every prior. Beside: the published Set12 means of DnCNN-S (one network per
+σ, trained on train400) and BM3D (Zhang et al. 2017, "Beyond a Gaussian denoiser", Table III).
 
 Usage: python benchmarks/priors.py [--priors mnist ...] [--num-images 64] [--exported NAME=FOLDER ...]
 """
@@ -42,6 +52,9 @@ from invprob.registry import get_prior
 from invprob.training import sample_unconditional
 
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
+# Set12 mean PSNR (dB) at sigma = 15, 25, 50 (/255): Zhang et al. 2017 (DnCNN), Table III.
+PUBLISHED_SET12 = {"DnCNN-S": {15: 32.86, 25: 30.44, 50: 27.18}, "BM3D": {15: 32.37, 25: 29.97, 50: 26.72}}
+DNCNN_SIGMAS = (15, 25, 50)
 SAMPLE_SHAPE = {"natural-gray": (1, 64, 64), "natural-gray-flow": (1, 64, 64)}  # fully convolutional: sample 64×64 patches
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,8 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exported", nargs="*", default=None, metavar="NAME=FOLDER",
                         help="score exported priors (e.g. a CPU-recipe run) on NAME's held-apart images instead; "
                              "writes results/priors_exported.md")
+    parser.add_argument("--dncnn", action="store_true",
+                        help="the natural-image priors' denoisers on full-size Set12 at sigma 15/25/50 (/255) beside "
+                             "DnCNN's published numbers; writes results/priors_dncnn.{json,md}")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
+    if args.dncnn:
+        return _dncnn_table(args.exported or [], args.device, argv)
     if args.exported:
         return _score_exported(args.exported, args.num_images)
     lines = ["| prior | held-apart images | " + " | ".join(f"σ={s}: noisy → denoised (dB)" for s in SIGMAS) + " |",
@@ -127,6 +146,74 @@ def _score_exported(specs: list[str], num_images: int) -> int:
     header = (f"`python benchmarks/priors.py --num-images {num_images} --exported {' '.join(specs)}`: denoising "
               "PSNR (noisy → denoised, dB) on the held-apart images and noise draws of `priors.md`.\n\n")
     (RESULTS / "priors_exported.md").write_text(header + "\n".join(lines) + "\n")
+    return 0
+
+
+@torch.no_grad()
+def dncnn_protocol(prior: Prior, images: list[torch.Tensor], sigma255: int, device: str = "cpu") -> list[float]:
+    """PSNR (dB) per image of ``prior``'s MMSE denoiser at noise σ = ``sigma255``/255 under DnCNN's
+    test protocol (see the module docstring); ``images``: ``(1, 1, H, W)`` each, in [-1, 1]."""
+    out = []
+    for i, x in enumerate(images):
+        truth = torch.round((x.double() + 1) / 2 * 255) / 255  # the 8-bit image in [0, 1]
+        g = torch.Generator().manual_seed(1000 * sigma255 + i)
+        y = truth + sigma255 / 255 * torch.randn(truth.shape, generator=g, dtype=torch.float64)
+        # [0, 1] -> the prior's [-1, 1]: the noise std doubles.
+        denoised = prior.denoise((2 * y - 1).float().to(device), 2 * sigma255 / 255).double().cpu()
+        estimate = torch.round(((denoised + 1) / 2).clamp(0, 1) * 255) / 255  # im2uint8
+        mse = ((estimate - truth) ** 2).mean()
+        out.append(float(10 * torch.log10(1 / mse)))
+    return out
+
+
+def _dncnn_table(specs: list[str], device: str, argv: list[str] | None) -> int:
+    import platform
+    import shlex
+    import sys
+
+    from invprob.datasets import image_files
+    from invprob.io import load_image
+    from invprob.priors.shipped import load_shipped
+
+    images = [load_image(p) for p in image_files("set12", progress=False)]
+    priors: dict[str, tuple[Prior, str]] = {}
+    for name in ("natural-gray", "natural-gray-flow"):
+        config = json.loads((WEIGHTS / name / "config.json").read_text())
+        priors[f"`{name}`"] = (get_prior(name), config["training"].get("steps_done"))
+    for spec in specs:
+        name, _, folder = spec.partition("=")
+        if not name.startswith("natural-gray") or not folder:
+            raise SystemExit(f"--exported with --dncnn: expected natural-gray=FOLDER, got {spec!r}")
+        folder = Path(folder)
+        config = json.loads((folder / "config.json").read_text())
+        priors[f"`{folder}`"] = (load_shipped(folder.name, folder=folder, fully_convolutional=True),
+                                 config["training"].get("steps_done"))
+    start = time.perf_counter()
+    rows = {}
+    for label, (prior, steps) in priors.items():
+        prior.to(device)
+        per_sigma = {s: dncnn_protocol(prior, images, s, device) for s in DNCNN_SIGMAS}
+        params = sum(p.numel() for p in prior.parameters())
+        rows[label] = {"parameters": params, "steps": steps, "per_image": per_sigma,
+                       "mean": {s: sum(v) / len(v) for s, v in per_sigma.items()}}
+        print(label, {s: round(m, 2) for s, m in rows[label]["mean"].items()}, flush=True)
+    command = "python benchmarks/priors.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    meta = {"command": command, "machine": f"{platform.machine()}, {device}, torch {torch.__version__}",
+            "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start)}
+    (RESULTS / "priors_dncnn.json").write_text(json.dumps({"meta": meta, "rows": rows,
+                                                           "published": PUBLISHED_SET12}, indent=1))
+    lines = [f"`{command}` ({meta['machine']}, {meta['date']}, {meta['seconds']} s). The MMSE denoiser "
+             "of each natural-image prior on the 12 full-size Set12 images under DnCNN's test protocol "
+             "(noise on [0, 1] images, output clipped and rounded to 8 bits; see `benchmarks/priors.py`). "
+             "Mean PSNR (dB); the published rows are Zhang et al. 2017, Table III.", "",
+             "| denoiser | parameters | training steps | σ = 15 | σ = 25 | σ = 50 |", "|---|---|---|---|---|---|"]
+    for label, row in rows.items():
+        lines.append(f"| {label} | {row['parameters'] / 1e6:.2f} M | {row['steps']} | "
+                     + " | ".join(f"{row['mean'][s]:.2f}" for s in DNCNN_SIGMAS) + " |")
+    for name, values in PUBLISHED_SET12.items():
+        lines.append(f"| {name} (published) | | | " + " | ".join(f"{values[s]:.2f}" for s in DNCNN_SIGMAS) + " |")
+    (RESULTS / "priors_dncnn.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

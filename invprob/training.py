@@ -42,7 +42,16 @@ class TrainConfig:
     ``data``: see :func:`load_images`; ``resize`` resizes whole images (antialiased bicubic) before
     the random ``image_size`` crops; ``flips``: random left-right flips per sample; ``device``:
     where to train (``'cuda'`` on a GPU); ``amp``: bf16 autocast for the network (GPU).
-    ``max_minutes`` stops early (with a checkpoint) once exceeded."""
+    ``max_minutes`` stops early (with a checkpoint) once exceeded.
+
+    ``compile``: run the training steps through ``torch.compile`` (on a GPU, so that a small
+    network is not bound by kernel launches; the weights, checkpoints and random streams are the
+    same as without it). ``init_from``: a fresh run (no checkpoint in ``out``) starts its network
+    and EMA from the weights of an exported prior (:func:`export_prior`) of the same
+    architecture, with a new optimiser: how a run continues on another machine when its full
+    checkpoint (weights, EMA and Adam moments, 16 bytes per parameter) cannot travel. It is not
+    an exact resume (the optimiser's moments and the EMA's history restart); ``config.json``
+    records the source and its sha256."""
 
     data: str = "mnist"  # mnist | train400 | brain-mri | a .npy file | an image folder
     out: str = "runs/mnist"  # re-running with the same `out` resumes from its last checkpoint
@@ -52,6 +61,7 @@ class TrainConfig:
     num_steps: int = 4000
     batch_size: int = 64
     lr: float = 2e-4  # Adam
+    lr_warmup: int = 0  # steps of linear warm-up from lr / lr_warmup to lr (a function of the step: resumes exactly)
     ema_decay: float = 0.999
     checkpoint_every: int = 500
     seed: int = 0
@@ -70,6 +80,8 @@ class TrainConfig:
     latent_channels: int = 4  # autoencoder: channels of the latents
     kl_weight: float = 1e-6  # autoencoder: KL weight against the pixel-summed L1 (LDM's kl_weight)
     autoencoder: str | None = None  # latent-edm: the folder of a trained `objective=autoencoder` run
+    compile: bool = False  # torch.compile the training step's network (GPU)
+    init_from: str | None = None  # a fresh run starts from this exported prior's weights
     extra: dict = field(default_factory=dict)
 
 
@@ -205,8 +217,10 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    if isinstance(config.holdout, bool) or not isinstance(config.holdout, int) or config.holdout < 0:
-        raise ValueError(f"`holdout` must be a non-negative integer, got {config.holdout!r}.")
+    for name in ("holdout", "lr_warmup"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
     train_x, _ = load_images(config.data, config.image_size, config.holdout, config.resize, progress=progress)
     if len(train_x) == 0:
         raise ValueError(f"`data` {config.data!r} leaves no training image after keeping `holdout`={config.holdout} "
@@ -227,10 +241,13 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         unet, info, loss_fn = _latent_setup(config, train_x, out, device)
     else:
         unet = build_unet(config).to(device)
+    resuming = (out / "trainer.pt").is_file()
+    if config.init_from is not None and not resuming:
+        info = {**(info or {}), "init_from": _init_from(unet, config.init_from, device)}
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
     step, losses = 0, []
-    if (out / "trainer.pt").is_file():  # resume, nothing lost
+    if resuming:  # resume, nothing lost
         try:
             unet.load_state_dict(load_file(str(out / "model.safetensors"), device=str(device)))
         except RuntimeError as err:
@@ -241,13 +258,20 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         ema.n_averaged.copy_(state["ema_n_averaged"])
         step, losses = int(state["step"]), state["losses"].tolist()
+        stored = json.loads((out / "config.json").read_text())
+        if "init_from" in stored:  # keep the record of where the run started
+            info = {**(info or {}), "init_from": stored["init_from"]}
+    network = torch.compile(unet) if config.compile else unet  # shares unet's parameters
     start = time.perf_counter()
     bar = tqdm(range(step, config.num_steps), initial=step, total=config.num_steps, disable=not progress,
                desc=f"train {config.objective}")
     unet.train()
     for step in bar:
+        if config.lr_warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * min(1.0, (step + 1) / config.lr_warmup)
         x0, gen = training_batch(train_x, step, config)
-        loss = loss_fn(unet, x0, gen, config)
+        loss = loss_fn(network, x0, gen, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -263,6 +287,30 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
             break
     _plots(out, losses, ema.module, config, train_x)
     return out
+
+
+def _init_from(unet, source: str, device: torch.device) -> dict:
+    """Load the exported prior in folder ``source`` into ``unet`` (its weights are checked against
+    the sha256 its ``config.json`` records, and cast to ``unet``'s dtype); returns the record kept
+    in the new run's ``config.json``."""
+    from .priors.loading import load_state_dict
+
+    folder = Path(source)
+    config_file = folder / "config.json"
+    if not config_file.is_file() or not (folder / "model.safetensors").is_file():
+        raise ValueError(f"`init_from` {source!r} is not an exported prior (expected config.json and "
+                         f"model.safetensors there; make one with invprob.training.export_prior).")
+    exported = json.loads(config_file.read_text())
+    state = load_state_dict(folder / "model.safetensors", exported.get("sha256"))
+    try:
+        unet.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"`init_from` {source!r} holds another architecture than this run's settings (see its "
+                         f"config.json); give the same block_out_channels, layers_per_block and channels. "
+                         f"({str(err)[:200]})") from err
+    unet.to(device)
+    return {"folder": str(folder), "sha256": exported.get("sha256"),
+            "steps_done": exported.get("training", {}).get("steps_done")}
 
 
 def _latent_setup(config: TrainConfig, train_x: Tensor, out: Path, device: torch.device):
@@ -367,17 +415,32 @@ def sample_unconditional(prior, n: int, seed: int = 0, num_steps: int = 32, devi
     return euler_ode(prior, x.to(device=device or "cpu", dtype=prior.dtype), sigmas).cpu()
 
 
-def export_prior(run: str | Path, target: str | Path) -> Path:
+def export_prior(run: str | Path, target: str | Path, dtype: str | None = None) -> Path:
     """Copy a run's EMA weights to ``target/model.safetensors`` with a ``config.json`` that records
-    their sha256 (checked at load), plus the loss curve and sample grid."""
+    their sha256 (checked at load), plus the loss curve and sample grid.
+
+    ``dtype``: ``None`` keeps the training precision (float32); ``'bfloat16'`` or ``'float16'``
+    stores the weights at half the size (they load into the float32 network, cast back; the
+    config records ``storage_dtype``)."""
     import shutil
+
+    from safetensors.torch import load_file, save_file
 
     from .priors.loading import sha256
 
+    if dtype not in (None, "float32", "bfloat16", "float16"):
+        raise ValueError(f"`dtype` must be None, 'float32', 'bfloat16' or 'float16', got {dtype!r}.")
     run, target = Path(run), Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / "ema.safetensors", target / "model.safetensors")
+    if dtype in (None, "float32"):
+        shutil.copyfile(run / "ema.safetensors", target / "model.safetensors")
+    else:
+        state = load_file(str(run / "ema.safetensors"))
+        save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in state.items()},
+                  str(target / "model.safetensors"))
     config = json.loads((run / "config.json").read_text())
+    if dtype not in (None, "float32"):
+        config["storage_dtype"] = dtype
     config["sha256"] = sha256(target / "model.safetensors")
     state = torch.load(run / "trainer.pt", weights_only=True, map_location="cpu")
     config["training"]["steps_done"] = int(state["step"])

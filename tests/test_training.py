@@ -153,3 +153,70 @@ def test_latent_recipe_autoencoder_then_latent_edm_resumes_exports_and_solves(tm
     (exported / "autoencoder.safetensors").write_bytes(b"tampered")
     with pytest.raises(CheckpointError):
         load_shipped("tiny", folder=exported)
+
+
+def test_warmup_resumes_exactly_and_half_precision_export_loads(tmp_path):
+    """lr_warmup is a function of the step (a resumed run equals a straight one); a bfloat16
+    export is half the size, records its storage dtype and denoises as the float32 export does
+    up to bfloat16 rounding."""
+    from dataclasses import replace
+
+    from invprob.training import export_prior
+
+    warm = lambda out, n: replace(tiny(tmp_path, out, n), lr_warmup=3)  # noqa: E731
+    straight = train(warm("straight", 4), progress=False)
+    train(warm("resumed", 2), progress=False)
+    resumed = train(warm("resumed", 4), progress=False)
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = train(tiny(tmp_path, "plain", 4), progress=False)
+    c = load_file(str(plain / "model.safetensors"))
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the warm-up changed the steps
+    full = export_prior(straight, tmp_path / "full")
+    half = export_prior(straight, tmp_path / "half", dtype="bfloat16")
+    assert json.loads((half / "config.json").read_text())["storage_dtype"] == "bfloat16"
+    assert {v.dtype for v in load_file(str(half / "model.safetensors")).values()} == {torch.bfloat16}
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    x = torch.randn(2, 1, 8, 8)
+    d_full = load_shipped("t", folder=full).denoise(x, 0.5)
+    d_half = load_shipped("t", folder=half).denoise(x, 0.5)
+    assert d_half.dtype == torch.float32 and 0 < (d_full - d_half).abs().max() < 0.05
+    with pytest.raises(ValueError, match="dtype"):
+        export_prior(straight, tmp_path / "bad", dtype="int8")
+
+
+def test_init_from_starts_at_an_exported_prior_and_refuses_another_architecture(tmp_path):
+    """init_from: a fresh run's network and EMA start at the exported weights (recorded with their
+    sha256); a resumed run keeps its own state and the record; a mismatched or missing source is
+    one named error."""
+    from dataclasses import replace
+
+    from invprob.training import export_prior
+
+    source = export_prior(train(tiny(tmp_path, "source", 4), progress=False), tmp_path / "export")
+    start = train(replace(tiny(tmp_path, "zero", 1), init_from=str(source), lr=1e-12), progress=False)
+    w0, w1 = load_file(str(source / "model.safetensors")), load_file(str(start / "ema.safetensors"))
+    assert all(torch.allclose(w0[k], w1[k], atol=1e-6) for k in w0)  # a step at lr 1e-12 moves nothing
+    record = json.loads((start / "config.json").read_text())["init_from"]
+    assert record["sha256"] == json.loads((source / "config.json").read_text())["sha256"]
+    assert record["steps_done"] == 4
+    resumed = train(replace(tiny(tmp_path, "zero", 2), init_from=str(source), lr=1e-12), progress=False)
+    assert json.loads((resumed / "config.json").read_text())["init_from"] == record
+    other = replace(tiny(tmp_path, "other", 1), init_from=str(source), block_out_channels=(16, 16))
+    with pytest.raises(ValueError, match="init_from.*another architecture"):
+        train(other, progress=False)
+    with pytest.raises(ValueError, match="init_from.*not an exported prior"):
+        train(replace(tiny(tmp_path, "none", 1), init_from=str(tmp_path / "missing")), progress=False)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(tmp_path):
+    """compile=True (torch.compile of the training network) computes the eager run's losses, step
+    by step, up to floating-point reordering (the same weights, batches and noise)."""
+    from dataclasses import replace
+
+    eager = train(tiny(tmp_path, "eager", 3), progress=False)
+    compiled = train(replace(tiny(tmp_path, "compiled", 3), compile=True), progress=False)
+    la = torch.load(eager / "trainer.pt", weights_only=True)["losses"]
+    lb = torch.load(compiled / "trainer.pt", weights_only=True)["losses"]
+    assert len(la) == len(lb) == 3 and torch.allclose(la, lb, rtol=1e-3)
