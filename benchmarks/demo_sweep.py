@@ -298,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigma", type=float, default=0.02)
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.01, 0.02, 0.05])
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES)[:5], choices=list(CANDIDATES))
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES)[:5], choices=list(CANDIDATES),
+                        help="settings to run (default: the first five, the DAPS and DPS settings of the first "
+                             "recorded command; name any other, e.g. DPS 50 steps, MMPS, PiGDM, DiffPIR, to run it)")
     parser.add_argument("--chosen", nargs="+", default=[], choices=list(CANDIDATES))
     parser.add_argument("--json", type=Path, default=JSON)
     parser.add_argument("--render", action="store_true")

@@ -30,9 +30,13 @@ MATLAB test scripts score (cszn/DnCNN): ``y = x + σ/255 · n`` on images in [0,
 PSNR of the output clipped to [0, 1] and rounded to 8 bits (``im2uint8``) against the 8-bit truth;
 the mean over the 12 images. One noise draw per image and σ (generator seeded with image index
 and σ), the same for every prior. Beside: the published Set12 means of DnCNN-S (one network per
-σ, trained on train400) and BM3D (Zhang et al. 2017, "Beyond a Gaussian denoiser", Table III).
+σ), DnCNN-B (one blind network for σ ∈ [0, 55]; both trained on train400) and BM3D (Zhang et al.
+2017, "Beyond a Gaussian denoiser", Table III). The priors' denoisers are told σ. ``--no-shipped``
+scores only the ``--exported`` runs; ``--results DIR`` writes the files there instead.
 
 Usage: python benchmarks/priors.py [--priors mnist ...] [--num-images 64] [--exported NAME=FOLDER ...]
+       python benchmarks/priors.py --dncnn [--exported natural-gray=FOLDER ...] [--no-shipped] [--device cuda]
+                                   [--results DIR]
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from invprob.training import sample_unconditional
 
 SIGMAS = (0.05, 0.1, 0.2, 0.5, 1.0)
 # Set12 mean PSNR (dB) at sigma = 15, 25, 50 (/255): Zhang et al. 2017 (DnCNN), Table III.
-PUBLISHED_SET12 = {"DnCNN-S": {15: 32.86, 25: 30.44, 50: 27.18}, "BM3D": {15: 32.37, 25: 29.97, 50: 26.72}}
+PUBLISHED_SET12 = {"DnCNN-S": {15: 32.86, 25: 30.44, 50: 27.18}, "DnCNN-B": {15: 32.68, 25: 30.36, 50: 27.21},
+                   "BM3D": {15: 32.37, 25: 29.97, 50: 26.72}}
 DNCNN_SIGMAS = (15, 25, 50)
 SAMPLE_SHAPE = {"natural-gray": (1, 64, 64), "natural-gray-flow": (1, 64, 64)}  # fully convolutional: sample 64×64 patches
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,11 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dncnn", action="store_true",
                         help="the natural-image priors' denoisers on full-size Set12 at sigma 15/25/50 (/255) beside "
                              "DnCNN's published numbers; writes results/priors_dncnn.{json,md}")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-shipped", action="store_true", help="--dncnn: score only the --exported runs")
+    parser.add_argument("--device", default="cpu", help="--dncnn: where the denoisers run")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="--dncnn: folder of priors_dncnn.{json,md}")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     if args.dncnn:
-        return _dncnn_table(args.exported or [], args.device, argv)
+        return _dncnn_table(args.exported or [], not args.no_shipped, args.device, args.results, argv)
+    if args.no_shipped or args.device != "cpu" or args.results != RESULTS:
+        parser.error("--no-shipped, --device and --results go with --dncnn")
     if args.exported:
         return _score_exported(args.exported, args.num_images)
     lines = ["| prior | held-apart images | " + " | ".join(f"σ={s}: noisy → denoised (dB)" for s in SIGMAS) + " |",
@@ -155,18 +164,24 @@ def dncnn_protocol(prior: Prior, images: list[torch.Tensor], sigma255: int, devi
     test protocol (see the module docstring); ``images``: ``(1, 1, H, W)`` each, in [-1, 1]."""
     out = []
     for i, x in enumerate(images):
-        truth = torch.round((x.double() + 1) / 2 * 255) / 255  # the 8-bit image in [0, 1]
+        truth = torch.floor((x.double() + 1) / 2 * 255 + 0.5) / 255  # the 8-bit image in [0, 1]
         g = torch.Generator().manual_seed(1000 * sigma255 + i)
         y = truth + sigma255 / 255 * torch.randn(truth.shape, generator=g, dtype=torch.float64)
         # [0, 1] -> the prior's [-1, 1]: the noise std doubles.
         denoised = prior.denoise((2 * y - 1).float().to(device), 2 * sigma255 / 255).double().cpu()
-        estimate = torch.round(((denoised + 1) / 2).clamp(0, 1) * 255) / 255  # im2uint8
+        estimate = torch.floor(((denoised + 1) / 2).clamp(0, 1) * 255 + 0.5) / 255  # im2uint8: halves round up
         mse = ((estimate - truth) ** 2).mean()
         out.append(float(10 * torch.log10(1 / mse)))
     return out
 
 
-def _dncnn_table(specs: list[str], device: str, argv: list[str] | None) -> int:
+def _steps(config: dict) -> str:
+    """A run's training steps, with those of the export it was warm-started from."""
+    steps, init = config["training"].get("steps_done"), config.get("init_from")
+    return f"{steps} after {init['steps_done']} (warm start)" if init else str(steps)
+
+
+def _dncnn_table(specs: list[str], shipped: bool, device: str, results: Path, argv: list[str] | None) -> int:
     import platform
     import shlex
     import sys
@@ -177,17 +192,17 @@ def _dncnn_table(specs: list[str], device: str, argv: list[str] | None) -> int:
 
     images = [load_image(p) for p in image_files("set12", progress=False)]
     priors: dict[str, tuple[Prior, str]] = {}
-    for name in ("natural-gray", "natural-gray-flow"):
-        config = json.loads((WEIGHTS / name / "config.json").read_text())
-        priors[f"`{name}`"] = (get_prior(name), config["training"].get("steps_done"))
+    for name in ("natural-gray", "natural-gray-flow") if shipped else ():
+        priors[f"`{name}`"] = (get_prior(name), _steps(json.loads((WEIGHTS / name / "config.json").read_text())))
     for spec in specs:
         name, _, folder = spec.partition("=")
         if not name.startswith("natural-gray") or not folder:
             raise SystemExit(f"--exported with --dncnn: expected natural-gray=FOLDER, got {spec!r}")
         folder = Path(folder)
-        config = json.loads((folder / "config.json").read_text())
         priors[f"`{folder}`"] = (load_shipped(folder.name, folder=folder, fully_convolutional=True),
-                                 config["training"].get("steps_done"))
+                                 _steps(json.loads((folder / "config.json").read_text())))
+    if not priors:
+        raise SystemExit("--dncnn --no-shipped: name the runs to score with --exported natural-gray=FOLDER")
     start = time.perf_counter()
     rows = {}
     for label, (prior, steps) in priors.items():
@@ -200,19 +215,21 @@ def _dncnn_table(specs: list[str], device: str, argv: list[str] | None) -> int:
     command = "python benchmarks/priors.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     meta = {"command": command, "machine": f"{platform.machine()}, {device}, torch {torch.__version__}",
             "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start)}
-    (RESULTS / "priors_dncnn.json").write_text(json.dumps({"meta": meta, "rows": rows,
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "priors_dncnn.json").write_text(json.dumps({"meta": meta, "rows": rows,
                                                            "published": PUBLISHED_SET12}, indent=1))
     lines = [f"`{command}` ({meta['machine']}, {meta['date']}, {meta['seconds']} s). The MMSE denoiser "
              "of each natural-image prior on the 12 full-size Set12 images under DnCNN's test protocol "
              "(noise on [0, 1] images, output clipped and rounded to 8 bits; see `benchmarks/priors.py`). "
-             "Mean PSNR (dB); the published rows are Zhang et al. 2017, Table III.", "",
+             "Mean PSNR (dB); the priors' denoisers are told σ; the published rows are Zhang et al. 2017, "
+             "Table III (DnCNN-S: one network per σ; DnCNN-B: one blind network for σ ≤ 55).", "",
              "| denoiser | parameters | training steps | σ = 15 | σ = 25 | σ = 50 |", "|---|---|---|---|---|---|"]
     for label, row in rows.items():
         lines.append(f"| {label} | {row['parameters'] / 1e6:.2f} M | {row['steps']} | "
                      + " | ".join(f"{row['mean'][s]:.2f}" for s in DNCNN_SIGMAS) + " |")
     for name, values in PUBLISHED_SET12.items():
         lines.append(f"| {name} (published) | | | " + " | ".join(f"{values[s]:.2f}" for s in DNCNN_SIGMAS) + " |")
-    (RESULTS / "priors_dncnn.md").write_text("\n".join(lines) + "\n")
+    (results / "priors_dncnn.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

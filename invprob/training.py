@@ -45,8 +45,8 @@ class TrainConfig:
     ``max_minutes`` stops early (with a checkpoint) once exceeded.
 
     ``compile``: run the training steps through ``torch.compile`` (on a GPU, so that a small
-    network is not bound by kernel launches; the weights, checkpoints and random streams are the
-    same as without it). ``init_from``: a fresh run (no checkpoint in ``out``) starts its network
+    network is not bound by kernel launches): the same batches, noise and checkpoints; the
+    weights agree with an eager run's up to the reordering of floating-point operations. ``init_from``: a fresh run (no checkpoint in ``out``) starts its network
     and EMA from the weights of an exported prior (:func:`export_prior`) of the same
     architecture, with a new optimiser: how a run continues on another machine when its full
     checkpoint (weights, EMA and Adam moments, 16 bytes per parameter) cannot travel. It is not
@@ -243,7 +243,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         unet = build_unet(config).to(device)
     resuming = (out / "trainer.pt").is_file()
     if config.init_from is not None and not resuming:
-        info = {**(info or {}), "init_from": _init_from(unet, config.init_from, device)}
+        info = {**(info or {}), "init_from": _init_from(unet, config, device)}
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
     step, losses = 0, []
@@ -267,9 +267,8 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
                desc=f"train {config.objective}")
     unet.train()
     for step in bar:
-        if config.lr_warmup:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * min(1.0, (step + 1) / config.lr_warmup)
+        for group in optimizer.param_groups:  # the configured rate (a resumed optimiser keeps none of its own)
+            group["lr"] = config.lr * (min(1.0, (step + 1) / config.lr_warmup) if config.lr_warmup else 1.0)
         x0, gen = training_batch(train_x, step, config)
         loss = loss_fn(network, x0, gen, config)
         optimizer.zero_grad(set_to_none=True)
@@ -289,18 +288,23 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     return out
 
 
-def _init_from(unet, source: str, device: torch.device) -> dict:
-    """Load the exported prior in folder ``source`` into ``unet`` (its weights are checked against
-    the sha256 its ``config.json`` records, and cast to ``unet``'s dtype); returns the record kept
-    in the new run's ``config.json``."""
+def _init_from(unet, config: TrainConfig, device: torch.device) -> dict:
+    """Load the exported prior in folder ``config.init_from`` into ``unet`` (its weights are checked
+    against the sha256 its ``config.json`` records, and cast to ``unet``'s dtype; its objective and
+    σ_data must be the run's); returns the record kept in the new run's ``config.json``."""
     from .priors.loading import load_state_dict
 
+    source = config.init_from
     folder = Path(source)
     config_file = folder / "config.json"
     if not config_file.is_file() or not (folder / "model.safetensors").is_file():
         raise ValueError(f"`init_from` {source!r} is not an exported prior (expected config.json and "
                          f"model.safetensors there; make one with invprob.training.export_prior).")
     exported = json.loads(config_file.read_text())
+    for key in ("objective", "sigma_data"):
+        if exported.get(key) != getattr(config, key):
+            raise ValueError(f"`init_from` {source!r} was trained with {key}={exported.get(key)!r}, this run has "
+                             f"{key}={getattr(config, key)!r}; give the same {key} or another `init_from`.")
     state = load_state_dict(folder / "model.safetensors", exported.get("sha256"))
     try:
         unet.load_state_dict(state, strict=True)
@@ -436,8 +440,8 @@ def export_prior(run: str | Path, target: str | Path, dtype: str | None = None) 
         shutil.copyfile(run / "ema.safetensors", target / "model.safetensors")
     else:
         state = load_file(str(run / "ema.safetensors"))
-        save_file({k: v.to(getattr(torch, dtype)).contiguous() for k, v in state.items()},
-                  str(target / "model.safetensors"))
+        save_file({k: (v.to(getattr(torch, dtype)) if v.is_floating_point() else v).contiguous()
+                   for k, v in state.items()}, str(target / "model.safetensors"))
     config = json.loads((run / "config.json").read_text())
     if dtype not in (None, "float32"):
         config["storage_dtype"] = dtype

@@ -49,6 +49,14 @@ def test_tree_drop_size_and_restore(tmp_path):
     staged = run("drop", "weights/big")
     assert staged.returncode == 2 and "staged" in staged.stderr
     assert run("size", "weights").returncode == 0 and "carry 3.0 MiB" in run("size", "weights").stdout
+    _git(repo, "reset", "-q")
+    untracked = run("drop", "nowhere")
+    assert untracked.returncode != 0 and "nowhere" in untracked.stderr
+    assert "benchmarks/gpu/tree.sh" not in (repo / ".git" / "info" / "exclude").read_text()  # nothing half-done
+    exclude = repo / ".git" / "info" / "exclude"
+    exclude.write_text("/scratch")  # a last line with no newline
+    assert run("drop", "weights/big").returncode == 0 and run("restore").returncode == 0
+    assert exclude.read_text() == "/scratch\n" and _git(repo, "status", "--porcelain") == " M code.py\n"
     over = tmp_path / "over"
     over.mkdir()
     (over / "blob").write_bytes(b"\0" * (62 << 20))

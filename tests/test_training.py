@@ -187,8 +187,8 @@ def test_warmup_resumes_exactly_and_half_precision_export_loads(tmp_path):
 
 def test_init_from_starts_at_an_exported_prior_and_refuses_another_architecture(tmp_path):
     """init_from: a fresh run's network and EMA start at the exported weights (recorded with their
-    sha256); a resumed run keeps its own state and the record; a mismatched or missing source is
-    one named error."""
+    sha256 and steps); a run started so and resumed equals one that ran straight through, and
+    keeps the record; another architecture, objective or a missing source is one named error."""
     from dataclasses import replace
 
     from invprob.training import export_prior
@@ -197,16 +197,44 @@ def test_init_from_starts_at_an_exported_prior_and_refuses_another_architecture(
     start = train(replace(tiny(tmp_path, "zero", 1), init_from=str(source), lr=1e-12), progress=False)
     w0, w1 = load_file(str(source / "model.safetensors")), load_file(str(start / "ema.safetensors"))
     assert all(torch.allclose(w0[k], w1[k], atol=1e-6) for k in w0)  # a step at lr 1e-12 moves nothing
+    fresh = load_file(str(train(tiny(tmp_path, "fresh", 1), progress=False) / "ema.safetensors"))
+    assert not all(torch.allclose(w0[k], fresh[k], atol=1e-6) for k in w0)  # unlike a run from scratch
     record = json.loads((start / "config.json").read_text())["init_from"]
     assert record["sha256"] == json.loads((source / "config.json").read_text())["sha256"]
     assert record["steps_done"] == 4
-    resumed = train(replace(tiny(tmp_path, "zero", 2), init_from=str(source), lr=1e-12), progress=False)
+    warm = lambda out, n: replace(tiny(tmp_path, out, n), init_from=str(source))  # noqa: E731
+    straight = train(warm("straight", 4), progress=False)
+    train(warm("resumed", 2), progress=False)
+    resumed = train(warm("resumed", 4), progress=False)
+    a, b = load_file(str(straight / "ema.safetensors")), load_file(str(resumed / "ema.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((resumed / "config.json").read_text())["init_from"] == record
     other = replace(tiny(tmp_path, "other", 1), init_from=str(source), block_out_channels=(16, 16))
     with pytest.raises(ValueError, match="init_from.*another architecture"):
         train(other, progress=False)
+    with pytest.raises(ValueError, match="init_from.*objective='edm'"):
+        train(replace(tiny(tmp_path, "flow", 1, "flow"), init_from=str(source)), progress=False)
     with pytest.raises(ValueError, match="init_from.*not an exported prior"):
         train(replace(tiny(tmp_path, "none", 1), init_from=str(tmp_path / "missing")), progress=False)
+
+
+def test_compile_runs_the_training_steps_through_torch_compile(tmp_path, monkeypatch):
+    """compile=True hands the training network to torch.compile, and the checkpoint is the
+    network's own state (no compile wrapper's key prefix)."""
+    from dataclasses import replace
+
+    compiled = []
+
+    def spy(module, *args, **kwargs):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", spy)
+    out = train(replace(tiny(tmp_path, "run", 1), compile=True), progress=False)
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "UNet2DModel"
+    assert not any(k.startswith("_orig_mod") for k in load_file(str(out / "model.safetensors")))
+    train(tiny(tmp_path, "eager", 1), progress=False)
+    assert len(compiled) == 1  # compile=False: not called
 
 
 @pytest.mark.slow

@@ -4,8 +4,9 @@
 #   OUT=/tmp/out INVPROB_DATA=/path/to/shared/data bash benchmarks/gpu/latent_restoration.sh
 # then copy $OUT/latent_restoration.{json,md} into benchmarks/results/. All five held-apart slices,
 # the mean of 4 samples each; resumable (a cut-short call keeps its finished cells; call again).
-# On a 2-core CPU one slice (2 samples) takes ReSample about 40 min per task (thousands of
-# backward passes through the 128² decoder) and PSLD 2.5 min; five slices x 4 samples: the GPU.
+# On a 2-core CPU one slice (2 samples) takes ReSample 6-7 min per task (9018 decoder calls, each
+# with a backward pass, per sample) and PSLD 2.5 min; five slices x 4 samples: the GPU. The call
+# loads brain-mri and brain-mri-latent and reads mri_brain_images (benchmarks/gpu/README.md).
 set -euo pipefail
 PY=${PY:-python3}
 mkdir -p "$OUT"
