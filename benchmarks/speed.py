@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -361,8 +362,10 @@ def main(argv: list[str] | None = None) -> int:
               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
               platform.machine(), "device_type": device.type, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "deepinv": __import__("deepinv").__version__,
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=Path(__file__).parent).stdout.strip(),
+              # A device machine's copy of the tree has no .git: its call passes INVPROB_COMMIT.
+              "commit": os.environ.get("INVPROB_COMMIT") or subprocess.run(
+                  ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                  cwd=Path(__file__).parent).stdout.strip(),
               "date": time.strftime("%Y-%m-%d"), "network": f"{size}² images", "pareto_images": 2,
               "images": f"Set12 centre crops, random 70 % inpainting, σ_y = {SIGMA_Y}, batch {measurements} × "
                         f"{num_samples}", "networks": {}}

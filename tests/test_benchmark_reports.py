@@ -73,3 +73,29 @@ def test_calibration_benchmark_adds_solvers_to_a_cell_and_renders(tmp_path, monk
     bench.main(["--render"])
     md = (tmp_path / "calibration_gmm.md").read_text()
     assert "| reddiff calibrated |" in md and "--solvers reddiff diffpir" in md
+
+
+def test_dncnn_protocol_scores_noise_in_0_255_units():
+    """DnCNN's protocol on [-1, 1] priors: an identity 'denoiser' scores the noisy PSNR of σ/255
+    noise on [0, 1] images (20·log10(255/σ) on an image far from 0 and 1, where the output's
+    clipping does little; a wrong σ convention is off by 6 dB), an oracle scores far above, and the σ handed to the prior is 2σ/255."""
+    import torch
+
+    priors = load_benchmark("priors")
+    x = (torch.rand(1, 1, 256, 256, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.4  # [0.4, 0.6] in [0, 1]
+    seen = []
+
+    class Identity:
+        def denoise(self, y, sigma):
+            seen.append(sigma)
+            return y
+
+    class Oracle:
+        def denoise(self, y, sigma):
+            return x
+
+    for s in (15, 25, 50):
+        psnr = priors.dncnn_protocol(Identity(), [x], s)[0]
+        assert abs(psnr - 20 * torch.log10(torch.tensor(255.0 / s)).item()) < 0.15
+        assert abs(seen[-1] - 2 * s / 255) < 1e-12
+        assert priors.dncnn_protocol(Oracle(), [x], s)[0] > 45
