@@ -21,7 +21,7 @@ Commands of the committed results (``benchmarks/results/``; CPU; the shared data
   --num-images 64 --exported natural-gray=<folder> brain-mri=<folder>`` with the folders of the
   CPU-recipe training runs (``benchmarks/gpu/train_priors.sh`` with ``RECIPE=cpu``; the exact
   command, with its folders, heads the file).
-* ``priors_dncnn.{json,md}``: ``python benchmarks/priors.py --dncnn`` (add
+* ``priors_dncnn.{json,md}``: ``python benchmarks/priors.py --dncnn --storage float16 bfloat16`` (add
   ``--exported natural-gray=<folder>`` to score a trained run beside the shipped priors).
 
 ``--dncnn``: the MMSE denoiser ``prior.denoise(y, σ)`` of the natural-image priors on the 12
@@ -32,11 +32,13 @@ the mean over the 12 images. One noise draw per image and σ (generator seeded w
 and σ), the same for every prior. Beside: the published Set12 means of DnCNN-S (one network per
 σ), DnCNN-B (one blind network for σ ∈ [0, 55]; both trained on train400) and BM3D (Zhang et al.
 2017, "Beyond a Gaussian denoiser", Table III). The priors' denoisers are told σ. ``--no-shipped``
-scores only the ``--exported`` runs; ``--results DIR`` writes the files there instead.
+scores only the ``--exported`` runs; ``--results DIR`` writes the files there instead;
+``--storage float16 bfloat16`` adds the shipped ``natural-gray`` with its weights rounded to each
+type (what a half-precision export stores).
 
 Usage: python benchmarks/priors.py [--priors mnist ...] [--num-images 64] [--exported NAME=FOLDER ...]
        python benchmarks/priors.py --dncnn [--exported natural-gray=FOLDER ...] [--no-shipped] [--device cuda]
-                                   [--results DIR]
+                                   [--results DIR] [--storage float16 bfloat16]
 """
 
 from __future__ import annotations
@@ -104,12 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-shipped", action="store_true", help="--dncnn: score only the --exported runs")
     parser.add_argument("--device", default="cpu", help="--dncnn: where the denoisers run")
     parser.add_argument("--results", type=Path, default=RESULTS, help="--dncnn: folder of priors_dncnn.{json,md}")
+    parser.add_argument("--storage", nargs="*", default=[], choices=("float16", "bfloat16"),
+                        help="--dncnn: also score natural-gray with its weights rounded to these types")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     if args.dncnn:
-        return _dncnn_table(args.exported or [], not args.no_shipped, args.device, args.results, argv)
-    if args.no_shipped or args.device != "cpu" or args.results != RESULTS:
-        parser.error("--no-shipped, --device and --results go with --dncnn")
+        return _dncnn_table(args.exported or [], not args.no_shipped, args.device, args.results, argv, args.storage)
+    if args.no_shipped or args.device != "cpu" or args.results != RESULTS or args.storage:
+        parser.error("--no-shipped, --device, --results and --storage go with --dncnn")
     if args.exported:
         return _score_exported(args.exported, args.num_images)
     lines = ["| prior | held-apart images | " + " | ".join(f"σ={s}: noisy → denoised (dB)" for s in SIGMAS) + " |",
@@ -181,7 +185,8 @@ def _steps(config: dict) -> str:
     return f"{steps} after {init['steps_done']} (warm start)" if init else str(steps)
 
 
-def _dncnn_table(specs: list[str], shipped: bool, device: str, results: Path, argv: list[str] | None) -> int:
+def _dncnn_table(specs: list[str], shipped: bool, device: str, results: Path, argv: list[str] | None,
+                 storage: list[str] = ()) -> int:
     import platform
     import shlex
     import sys
@@ -194,6 +199,12 @@ def _dncnn_table(specs: list[str], shipped: bool, device: str, results: Path, ar
     priors: dict[str, tuple[Prior, str]] = {}
     for name in ("natural-gray", "natural-gray-flow") if shipped else ():
         priors[f"`{name}`"] = (get_prior(name), _steps(json.loads((WEIGHTS / name / "config.json").read_text())))
+    for dtype in storage:  # the shipped natural-gray with its weights rounded to a half-precision type
+        prior = get_prior("natural-gray")
+        with torch.no_grad():
+            for param in prior.parameters():
+                param.copy_(param.to(getattr(torch, dtype)).float())
+        priors[f"`natural-gray`, weights rounded to {dtype}"] = (prior, priors.get("`natural-gray`", (0, ""))[1])
     for spec in specs:
         name, _, folder = spec.partition("=")
         if not name.startswith("natural-gray") or not folder:
