@@ -15,7 +15,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FIGURES = {"python_api": ["python_api.png"], "mri_reconstruction": ["mri_cartesian_4x.png"],
            "mri_multicoil_real_kspace": ["mri_multicoil_real_kspace.png"],
            "restoration_benchmark": ["restoration_benchmark.png", "restoration_benchmark.md"],
-           "phase_retrieval": ["phase_retrieval.png"], "black_box_physics": ["black_box_physics.png"]}
+           "phase_retrieval": ["phase_retrieval.png"], "black_box_physics": ["black_box_physics.png"],
+           "latent_posterior_sampling": ["latent_posterior_sampling.png"]}
 
 
 def test_every_example_has_a_test_and_a_gallery_header():
