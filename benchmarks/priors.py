@@ -34,7 +34,7 @@ and σ), the same for every prior. Beside: the published Set12 means of DnCNN-S 
 2017, "Beyond a Gaussian denoiser", Table III). The priors' denoisers are told σ. ``--no-shipped``
 scores only the ``--exported`` runs; ``--results DIR`` writes the files there instead;
 ``--storage float16 bfloat16`` adds the shipped ``natural-gray`` with its weights rounded to each
-type (what a half-precision export stores).
+type (what a half-precision export stores), with or without ``--no-shipped``.
 
 Usage: python benchmarks/priors.py [--priors mnist ...] [--num-images 64] [--exported NAME=FOLDER ...]
        python benchmarks/priors.py --dncnn [--exported natural-gray=FOLDER ...] [--no-shipped] [--device cuda]
@@ -204,7 +204,8 @@ def _dncnn_table(specs: list[str], shipped: bool, device: str, results: Path, ar
         with torch.no_grad():
             for param in prior.parameters():
                 param.copy_(param.to(getattr(torch, dtype)).float())
-        priors[f"`natural-gray`, weights rounded to {dtype}"] = (prior, priors.get("`natural-gray`", (0, ""))[1])
+        steps = _steps(json.loads((WEIGHTS / "natural-gray" / "config.json").read_text()))
+        priors[f"`natural-gray`, weights rounded to {dtype}"] = (prior, steps)
     for spec in specs:
         name, _, folder = spec.partition("=")
         if not name.startswith("natural-gray") or not folder:

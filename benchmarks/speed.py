@@ -363,9 +363,8 @@ def main(argv: list[str] | None = None) -> int:
               platform.machine(), "device_type": device.type, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "deepinv": __import__("deepinv").__version__,
               # A device machine's copy of the tree has no .git: its call passes INVPROB_COMMIT.
-              "commit": os.environ.get("INVPROB_COMMIT") or subprocess.run(
-                  ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                  cwd=Path(__file__).parent).stdout.strip(),
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                       cwd=Path(__file__).parent).stdout.strip() or os.environ.get("INVPROB_COMMIT", ""),
               "date": time.strftime("%Y-%m-%d"), "network": f"{size}² images", "pareto_images": 2,
               "images": f"Set12 centre crops, random 70 % inpainting, σ_y = {SIGMA_Y}, batch {measurements} × "
                         f"{num_samples}", "networks": {}}

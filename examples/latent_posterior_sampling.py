@@ -12,8 +12,9 @@ Here, 70 % random inpainting of a held-apart slice (36) with noise σ = 0.05, so
 latent solvers at their paper presets: PSLD (``psld``, 1000 steps, with its gluing term), STSL
 (``stsl``, 50 steps, second-order Tweedie) and Latent DAPS (``latent-daps-inpainting-random``,
 the official config for this task). Each reports the PSNR of its posterior mean, its network
-calls (NFE) and its decoder calls per sample. The autoencoder's own reconstruction ``D(E(x))``
-of the truth is shown beside them: what the latent space can express at all.
+calls (NFE) and its decoder calls per sample. The autoencoder's round trip ``D(E(x))`` of the
+truth is shown beside them as a reference, not a bound: the mean of several decoded samples is
+not itself a decoded image and can come closer to the truth.
 
 From the command line: ``invprob solve prior=brain-mri-latent operator=inpainting-random
 solver=stsl``. The same comparison on four tasks, with pixel DPS and DAPS:
@@ -57,10 +58,11 @@ for name, preset in presets.items():
     samples = result.samples[0]                           # (K, 1, 128, 128), decoded images
     rows[name] = samples.mean(0, keepdim=True).clamp(-1, 1), samples.std(0, keepdim=True)
     print(f"{name:>12}: PSNR {psnr(rows[name][0], truth).item():5.2f} dB, SSIM {ssim(rows[name][0], truth).item():.3f}; "
-          f"{result.nfe} NFE and {result.decoder_calls} decoder calls per sample, {result.seconds:.0f} s")
-print(f"{'D(E(truth))':>12}: PSNR {psnr(reconstruction, truth).item():5.2f} dB (the autoencoder alone)")
+          f"{result.nfe} NFE and {result.decoder_calls} decoder calls per sample; {result.seconds:.0f} s for "
+          f"{args.num_samples} samples")
+print(f"{'D(E(truth))':>12}: PSNR {psnr(reconstruction, truth).item():5.2f} dB (the autoencoder's round trip)")
 
-# 4. Figure: the truth, the measurement, the autoencoder's ceiling, each solver's mean and std.
+# 4. Figure: the truth, the measurement, the autoencoder's round trip, each solver's mean and std.
 panels = {"truth": truth, "measurement (30 % of pixels)": problem.measurement,
           f"D(E(truth))\n{psnr(reconstruction, truth).item():.2f} dB": reconstruction}
 for name, (mean, std) in rows.items():

@@ -96,6 +96,7 @@ def test_dncnn_protocol_scores_noise_in_0_255_units():
 
     for s in (15, 25, 50):
         psnr = priors.dncnn_protocol(Identity(), [x], s)[0]
-        assert abs(psnr - 20 * torch.log10(torch.tensor(255.0 / s)).item()) < 0.15
+        # clipping lifts the identity's PSNR by about 0.11 dB at σ = 50 on these values, nothing below
+        assert abs(psnr - 20 * torch.log10(torch.tensor(255.0 / s)).item()) < (0.15 if s == 50 else 0.05)
         assert abs(seen[-1] - 2 * s / 255) < 1e-12
         assert priors.dncnn_protocol(Oracle(), [x], s)[0] > 45
