@@ -179,8 +179,9 @@ def dncnn_protocol(prior: Prior, images: list[torch.Tensor], sigma255: int, devi
     return out
 
 
-def _steps(config: dict) -> str:
-    """A run's training steps, with those of the export it was warm-started from."""
+def _steps(folder: Path) -> str:
+    """The training steps of the prior in ``folder``, with those of the export it was warm-started from."""
+    config = json.loads((folder / "config.json").read_text())
     steps, init = config["training"].get("steps_done"), config.get("init_from")
     return f"{steps} after {init['steps_done']} (warm start)" if init else str(steps)
 
@@ -198,21 +199,19 @@ def _dncnn_table(specs: list[str], shipped: bool, device: str, results: Path, ar
     images = [load_image(p) for p in image_files("set12", progress=False)]
     priors: dict[str, tuple[Prior, str]] = {}
     for name in ("natural-gray", "natural-gray-flow") if shipped else ():
-        priors[f"`{name}`"] = (get_prior(name), _steps(json.loads((WEIGHTS / name / "config.json").read_text())))
+        priors[f"`{name}`"] = (get_prior(name), _steps(WEIGHTS / name))
     for dtype in storage:  # the shipped natural-gray with its weights rounded to a half-precision type
         prior = get_prior("natural-gray")
         with torch.no_grad():
             for param in prior.parameters():
                 param.copy_(param.to(getattr(torch, dtype)).float())
-        steps = _steps(json.loads((WEIGHTS / "natural-gray" / "config.json").read_text()))
-        priors[f"`natural-gray`, weights rounded to {dtype}"] = (prior, steps)
+        priors[f"`natural-gray`, weights rounded to {dtype}"] = (prior, _steps(WEIGHTS / "natural-gray"))
     for spec in specs:
         name, _, folder = spec.partition("=")
         if not name.startswith("natural-gray") or not folder:
             raise SystemExit(f"--exported with --dncnn: expected natural-gray=FOLDER, got {spec!r}")
         folder = Path(folder)
-        priors[f"`{folder}`"] = (load_shipped(folder.name, folder=folder, fully_convolutional=True),
-                                 _steps(json.loads((folder / "config.json").read_text())))
+        priors[f"`{folder}`"] = (load_shipped(folder.name, folder=folder, fully_convolutional=True), _steps(folder))
     if not priors:
         raise SystemExit("--dncnn --no-shipped: name the runs to score with --exported natural-gray=FOLDER")
     start = time.perf_counter()

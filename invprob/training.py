@@ -46,9 +46,11 @@ class TrainConfig:
 
     ``compile``: run the training steps through ``torch.compile`` (on a GPU, so that a small
     network is not bound by kernel launches): the same batches, noise and checkpoints; the
-    weights agree with an eager run's up to the reordering of floating-point operations. ``init_from``: a fresh run (no checkpoint in ``out``) starts its network
-    and EMA from the weights of an exported prior (:func:`export_prior`) of the same
-    architecture, with a new optimiser: how a run continues on another machine when its full
+    weights agree with an eager run's up to the reordering of floating-point operations.
+    ``lr_warmup``: the rate rises linearly to ``lr`` over the first ``lr_warmup`` steps.
+    ``init_from``: a fresh run (no checkpoint in ``out``) starts its network and EMA from the
+    weights of an exported prior (:func:`export_prior`) of the same architecture, with a new
+    optimiser: how a run continues on another machine when its full
     checkpoint (weights, EMA and Adam moments, 16 bytes per parameter) cannot travel. It is not
     an exact resume (the optimiser's moments and the EMA's history restart); ``config.json``
     records the source and its sha256."""
@@ -243,7 +245,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
         unet = build_unet(config).to(device)
     resuming = (out / "trainer.pt").is_file()
     if config.init_from is not None and not resuming:
-        info = {**(info or {}), "init_from": _init_from(unet, config, device)}
+        info = {**(info or {}), "init_from": _init_from(unet, config)}
     ema = AveragedModel(unet, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
     step, losses = 0, []
@@ -288,7 +290,7 @@ def train(config: TrainConfig, progress: bool = True) -> Path:
     return out
 
 
-def _init_from(unet, config: TrainConfig, device: torch.device) -> dict:
+def _init_from(unet, config: TrainConfig) -> dict:
     """Load the exported prior in folder ``config.init_from`` into ``unet`` (its weights are checked
     against the sha256 its ``config.json`` records, and cast to ``unet``'s dtype; its objective and
     σ_data must be the run's); returns the record kept in the new run's ``config.json``."""
@@ -312,7 +314,6 @@ def _init_from(unet, config: TrainConfig, device: torch.device) -> dict:
         raise ValueError(f"`init_from` {source!r} holds another architecture than this run's settings (see its "
                          f"config.json); give the same block_out_channels, layers_per_block and channels. "
                          f"({str(err)[:200]})") from err
-    unet.to(device)
     return {"folder": str(folder), "sha256": exported.get("sha256"),
             "steps_done": exported.get("training", {}).get("steps_done")}
 

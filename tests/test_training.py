@@ -183,6 +183,8 @@ def test_warmup_resumes_exactly_and_half_precision_export_loads(tmp_path):
     assert d_half.dtype == torch.float32 and 0 < (d_full - d_half).abs().max() < 0.05
     with pytest.raises(ValueError, match="dtype"):
         export_prior(straight, tmp_path / "bad", dtype="int8")
+    with pytest.raises(ValueError, match="`lr_warmup` must be a non-negative integer"):
+        train(replace(tiny(tmp_path, "negative", 1), lr_warmup=-1), progress=False)
 
 
 def test_init_from_starts_at_an_exported_prior_and_refuses_another_architecture(tmp_path):
