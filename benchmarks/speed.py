@@ -2,12 +2,13 @@
 
 What it measures, every figure a ratio or a curve timed in the same run:
 
-* **overhead**: each solver preset's wall time ÷ (its NFE × the network's own time at the same
-  batch), the network timed alone at that batch — a forward pass, plus a backward pass when the
-  solver differentiates through the network (detected: a denoiser call whose input requires
-  grad). 1.0 is the network-cost limit; the rest is the solver's own arithmetic, operator calls
-  and Python. Steps are reduced (``STEPS``) so that every solver fits: the ratio is per network
-  call, the step count only sets how long it is averaged.
+* **overhead**: each solver preset's wall time ÷ the network-cost limit: each of its network
+  calls at the network's own forward time for that call's rows, plus each backward pass that
+  reaches a call's input at the network's own backward time (one per ``autograd`` pass: DPS makes
+  one per call, MMPS ``cg_iterations + 1``), the network timed alone in the same run. 1.0 is the
+  limit; the rest is the solver's own arithmetic, operator calls and Python. Steps are reduced
+  (``STEPS``) so that every solver fits: the ratio is per network call, the step count only sets
+  how long it is averaged.
 * **against deepinv**: our DPS, DiffPIR and DDRM and deepinv 0.5's (``deepinv.sampling``) on the
   same wrapped network, problem, steps and batch: time ratio (ours ÷ theirs), also per network call
   (deepinv's calls counted: its DPS makes one fewer than its step count), and PSNR of one sample.
@@ -15,7 +16,10 @@ What it measures, every figure a ratio or a curve timed in the same run:
   against the same rows solved one at a time.
 * **gradient checkpointing**: DPS with and without ``gradient_checkpointing`` (time; peak memory
   on CUDA).
-* **memory** (CUDA only: ``torch.cuda.max_memory_allocated``): each solver's peak at its batch.
+* **memory** (CUDA only: ``torch.cuda.max_memory_allocated``): each solver's peak at its batch;
+  and ``--memory``, on any device: every solver's peak at 3×256² (``natural-gray``'s network with
+  3 channels, random weights) for 1 × 4 and 4 × 4 rows, each solve in a fresh process, beside
+  the peak of the network pass it makes, alone (:func:`memory_rows`).
 * **precision and layout**: DPS (20 steps) on ``natural-gray`` with the network in bf16, in
   ``channels_last`` and (``--full``) under ``torch.compile`` (:func:`invprob.priors.loading.set_network_options`;
   the solver state stays float32): time ratio to float32 and PSNR difference of the same sample.
@@ -32,6 +36,7 @@ Nothing else may run on the machine while it times.
 Usage:
     python benchmarks/speed.py --quick
     python benchmarks/speed.py --full --device cuda        # benchmarks/gpu/speed.sh
+    python benchmarks/speed.py --memory                    # CPU: speed_memory.{json,md}
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import shlex
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -123,18 +129,36 @@ def problem_for(images: torch.Tensor, device: torch.device) -> Problem:
                             generator=torch.Generator(device).manual_seed(0))
 
 
+def count_network_passes(prior, log: dict):
+    """Register a denoise hook that logs, in ``log``, the rows of every network call
+    (``"forward"``) and of every backward pass that reaches a call's input (``"backward"``: one
+    per ``autograd`` pass, so MMPS's extra vector–Jacobian products count). Returns its handle."""
+    hooked = weakref.WeakSet()  # an input hooked once, however often it is denoised
+
+    def hook(_prior, x, _sigma):
+        log["forward"].append(x.shape[0])
+        if x.requires_grad and x not in hooked:
+            hooked.add(x)
+            x.register_hook(lambda grad: log["backward"].append(grad.shape[0]))
+
+    return prior.register_denoise_hook(hook)
+
+
 def overhead_rows(prior, problem, num_samples: int, device: torch.device) -> dict:
+    """Each preset's wall time ÷ the network-cost limit: its logged forward calls, each at the
+    network's own forward time for its rows, plus its logged backward passes, each at the
+    network's backward time (forward + backward, less forward) for its rows."""
     cache: dict = {}
     rows = {}
     for preset, overrides in STEPS.items():
         solver = get_solver(preset, **overrides)
-        grads = []
-        handle = prior.register_denoise_hook(lambda _p, x, _s: grads.append(x.requires_grad))
+        log = {"forward": [], "backward": []}
+        handle = count_network_passes(prior, log)
         try:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             solver.solve(problem, prior, num_samples=num_samples, generator=0, progress=False)  # warm-up
-            grads.clear()
+            log["forward"].clear(), log["backward"].clear()
             sync(device)
             result = solver.solve(problem, prior, num_samples=num_samples, generator=0, progress=False)
             sync(device)
@@ -143,17 +167,30 @@ def overhead_rows(prior, problem, num_samples: int, device: torch.device) -> dic
             continue
         finally:
             handle.remove()
+        x_shape = problem.operator.x_shape
+        limit = sum(network_seconds(prior, x_shape, n, False, device, cache) for n in log["forward"])
+        limit += sum(network_seconds(prior, x_shape, n, True, device, cache)
+                     - network_seconds(prior, x_shape, n, False, device, cache) for n in log["backward"])
         batch = result.state.x.shape[0]
-        backward = any(grads)
-        net = network_seconds(prior, problem.operator.x_shape, batch, backward, device, cache)
-        rows[preset] = {"overrides": overrides, "batch": batch, "nfe": result.nfe, "backward": backward,
-                        "seconds": result.seconds, "network_seconds": net,
-                        "overhead": result.seconds / (result.nfe * net) if result.nfe else None}
+        calls = len(log["forward"])
+        rows[preset] = {"overrides": overrides, "batch": batch, "nfe": result.nfe, "network_calls": calls,
+                        "backward": bool(log["backward"]),
+                        "backward_per_call": len(log["backward"]) / calls if calls else 0.0,
+                        "seconds": result.seconds, "network_limit_seconds": limit,
+                        "overhead": result.seconds / limit if limit else None}
         if device.type == "cuda":
             rows[preset]["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-        print(f"{preset:28s} batch {batch:3d} NFE {result.nfe:4d} {'fwd+bwd' if backward else 'fwd    '} "
+        print(f"{preset:28s} batch {batch:3d} NFE {result.nfe:4d} {passes(rows[preset]):12s} "
               f"{result.seconds:7.2f}s  overhead {rows[preset]['overhead'] or float('nan'):.2f}", flush=True)
     return rows
+
+
+def passes(row: dict) -> str:
+    """``fwd``, ``fwd+bwd`` or ``fwd+2 bwd``: the network passes per call of an overhead row."""
+    per = row.get("backward_per_call", 1.0 if row["backward"] else 0.0)
+    if not per:
+        return "fwd"
+    return "fwd+bwd" if round(per, 2) == 1 else f"fwd+{per:.3g} bwd"
 
 
 def deepinv_rows(prior, problem, truth, device: torch.device) -> dict:
@@ -262,6 +299,149 @@ def pareto(prior, images: torch.Tensor, device: torch.device) -> dict:
     return out
 
 
+# --memory: (label, preset, overrides): a few steps each, since every state and temporary exists
+# from the first step on (the two DAPS rows show it: 20 and the paper's 100 Langevin steps).
+MEMORY_ROWS = [
+    ("dps", "dps", {"num_steps": 3}),
+    ("dps, gradient checkpointing", "dps", {"num_steps": 3, "gradient_checkpointing": True}),
+    ("mcg", "mcg", {"num_steps": 3}), ("reddiff", "reddiff", {"num_steps": 3}),
+    ("daps, 20 Langevin steps", "daps", {"num_steps": 2, "ode_steps": 2, "langevin_steps": 20}),
+    ("daps, 100 Langevin steps", "daps", {"num_steps": 2, "ode_steps": 2, "langevin_steps": 100}),
+    ("daps-hmc-inpainting-random", "daps-hmc-inpainting-random", {"num_steps": 2, "ode_steps": 2}),
+    ("diffpir-inpainting", "diffpir-inpainting", {"num_steps": 3}), ("ddnm", "ddnm", {"num_steps": 3}),
+    ("ddrm", "ddrm", {"num_steps": 3}), ("pigdm", "pigdm", {"num_steps": 3}), ("mmps", "mmps", {"num_steps": 2}),
+    ("tds", "tds", {"num_steps": 3, "num_particles": 4}), ("enkg", "enkg", {"num_steps": 2, "ensemble_size": 8}),
+    ("tempered-smc", "tempered-smc", {"num_steps": 2, "langevin_steps": 5, "num_particles": 8, "prior_steps": 2}),
+]
+
+
+def random_gray_architecture(channels: int, size: int):
+    """``natural-gray``'s network (its shipped ``config.json``) with ``channels`` input and
+    output channels and random weights (seed 0), wrapped as the same EDM prior at ``size``²."""
+    from diffusers import UNet2DModel
+
+    import invprob
+    from invprob.priors.shipped import prior_from_network
+
+    config = json.loads((Path(invprob.__file__).parent / "weights" / "natural-gray" / "config.json").read_text())
+    torch.manual_seed(0)
+    unet = UNet2DModel(**{**config["unet"], "in_channels": channels, "out_channels": channels, "sample_size": size})
+    return prior_from_network(unet, {**config, "x_shape": [channels, size, size]})
+
+
+def _resident(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of this process, bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_cell(label: str, measurements: int, num_samples: int, size: int, device: str) -> dict:
+    """One ``--memory`` row, in a fresh process: the peak memory of a solve (or, for the labels
+    ``network forward`` / ``network forward+backward``, of one such pass on ``rows`` images)
+    above the process's memory just before it — resident set on the CPU (``VmHWM`` after
+    resetting it through ``/proc/self/clear_refs``), torch's allocations on CUDA."""
+    import ctypes
+    import gc
+
+    dev = torch.device(device)
+    prior = random_gray_architecture(3, size).to(dev)
+    if not label.startswith("network"):
+        top = (256 - size) // 2
+        images = set12()[:measurements, :, top:top + size, top:top + size].expand(-1, 3, -1, -1).clone()
+        problem = problem_for(images, dev)
+    x = torch.randn((1, 3, size, size), device=dev, requires_grad=True)
+    torch.autograd.grad(prior.denoise(x, torch.ones(1, device=dev)).sum(), x)  # warm-up: libraries' own buffers
+    del x
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        start = torch.cuda.memory_allocated(dev)
+    else:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        start = _resident("VmRSS")
+    began = time.perf_counter()
+    if label.startswith("network"):
+        rows = measurements * num_samples
+        x = torch.randn((rows, 3, size, size), device=dev, requires_grad="backward" in label)
+        with torch.set_grad_enabled("backward" in label):
+            out = prior.denoise(x, torch.ones(rows, device=dev))
+            if "backward" in label:
+                torch.autograd.grad(out.sum(), x)
+        nfe = 1
+    else:
+        _, preset, overrides = next(row for row in MEMORY_ROWS if row[0] == label)
+        grads = []
+        handle = prior.register_denoise_hook(lambda _p, x, _s: grads.append(x.requires_grad))
+        result = get_solver(preset, **overrides).solve(problem, prior, num_samples=num_samples, generator=0,
+                                                       progress=False)
+        handle.remove()
+        rows, nfe = result.state.x.shape[0], result.nfe
+    sync(dev)
+    seconds = time.perf_counter() - began
+    peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else _resident("VmHWM")) - start
+    return {"rows": rows, "nfe": nfe, "seconds": seconds, "peak_bytes": peak,
+            "backward": "backward" in label if label.startswith("network") else any(grads),
+            "batch_copy_bytes": rows * 3 * size * size * 4}
+
+
+def _memory_child(queue, *args) -> None:
+    try:
+        queue.put(memory_cell(*args))
+    except Exception as err:  # noqa: BLE001 — reported by the parent, which would otherwise wait
+        queue.put({"error": f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"})
+
+
+def memory_rows(batches: list[tuple[int, int]], size: int, device: str) -> dict:
+    """Every ``MEMORY_ROWS`` solve and the network's own passes, each in a fresh process, for
+    each (measurements, samples) in ``batches``; then each solve's peak beyond the network pass it
+    makes (forward, or forward+backward when it differentiates through the network) at its rows."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+
+    def run(label, m, k):
+        import queue as queues
+
+        channel = context.Queue()
+        child = context.Process(target=_memory_child, args=(channel, label, m, k, size, device))
+        child.start()
+        while True:  # a child killed for memory sends nothing: its exit code says so
+            try:
+                result = channel.get(timeout=5)
+                break
+            except queues.Empty:
+                if not child.is_alive():
+                    result = {"error": f"the process ended with exit code {child.exitcode} (out of memory?)"}
+                    break
+        child.join()
+        return result
+
+    out = {}
+    for m, k in batches:
+        section = {}
+        for label, _, _ in MEMORY_ROWS:
+            section[label] = run(label, m, k)
+            print(f"{m}x{k} {label:32s} {section[label]}", flush=True)
+        networks = {}
+        for rows, backward in sorted({(r["rows"], r["backward"]) for r in section.values() if "rows" in r}):
+            label = f"network forward{'+backward' if backward else ''}"
+            networks[f"{label} | {rows}"] = run(label, rows, 1)  # the network alone on `rows` images
+            print(f"{m}x{k} {label} on {rows} rows: {networks[f'{label} | {rows}']}", flush=True)
+        for row in section.values():
+            if "rows" in row:
+                net = networks[f"network forward{'+backward' if row['backward'] else ''} | {row['rows']}"]
+                row["network_peak_bytes"] = net.get("peak_bytes")
+                if row["network_peak_bytes"] is not None:
+                    row["beyond_network_batch_copies"] = (row["peak_bytes"] - row["network_peak_bytes"]) / row[
+                        "batch_copy_bytes"]
+        out[f"{m}x{k}"] = {"solves": section, "networks": networks}
+    return out
+
+
 def pareto_title(report: dict) -> str:
     return (f"{report['device']}, {report['network']}: Set12 centre crops, random 70 % inpainting, "
             f"{report['pareto_images']} images × 2 samples")
@@ -300,7 +480,7 @@ def markdown(report: dict) -> str:
                 continue
             memory = f" {row['peak_memory_bytes'] / 2**30:.2f} GiB |" if "peak_memory_bytes" in row else ""
             lines.append(f"| {preset} {row['overrides']} | {row['batch']} | {row['nfe']} | "
-                         f"{'fwd+bwd' if row['backward'] else 'fwd'} | {row['seconds']:.2f} | {row['overhead']:.2f} |{memory}")
+                         f"{passes(row)} | {row['seconds']:.2f} | {row['overhead']:.2f} |{memory}")
         d = section.get("deepinv")
         if d:
             lines += ["", "| against deepinv (same network, problem, steps, batch) | steps | network calls ours / deepinv | "
@@ -335,17 +515,48 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def memory_markdown(report: dict) -> str:
+    gib = 2**30
+    lines = [f"Produced by `{report['command']}` on {report['device']} ({report['threads']} threads), torch "
+             f"{report['torch']}, commit {report['commit']}, {report['date']}. {report['network']}. Peak memory "
+             f"above the process's memory just before the solve ({report['measure']}), each row in a fresh "
+             "process; a batch copy is one float32 array of the rows' images.", ""]
+    for batch, section in report["memory"].items():
+        m, k = batch.split("x")
+        lines += [f"## {m} measurement{'s' if m != '1' else ''} × {k} samples", "",
+                  "| solver (a few steps) | rows | NFE | network pass | peak (GiB) | that pass alone (GiB) | "
+                  "beyond it (batch copies) | seconds (one cold run) |", "|---|---|---|---|---|---|---|---|"]
+        for label, row in section["solves"].items():
+            if "error" in row:
+                lines.append(f"| {label} | failed: {row['error']} | | | | | | |")
+                continue
+            beyond = row.get("beyond_network_batch_copies")
+            net_peak = "failed" if row.get("network_peak_bytes") is None else f"{row['network_peak_bytes'] / gib:.2f}"
+            lines.append(f"| {label} | {row['rows']} | {row['nfe']} | {'fwd+bwd' if row['backward'] else 'fwd'} | "
+                         f"{row['peak_bytes'] / gib:.2f} | {net_peak} | "
+                         f"{'' if beyond is None else f'{beyond:.1f}'} | {row['seconds']:.1f} |")
+        solves = section["solves"]
+        off, on = solves.get("dps", {}), solves.get("dps, gradient checkpointing", {})
+        if "peak_bytes" in off and "peak_bytes" in on:
+            lines += ["", f"DPS with gradient checkpointing: {off['peak_bytes'] / on['peak_bytes']:.2f}× lower peak "
+                          "(its time ratio: `speed_quick.md`)."]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="CPU, natural-gray at 64²")
     mode.add_argument("--full", action="store_true", help="GPU, natural-gray and DiffUNet (FFHQ-256) at 256²")
+    mode.add_argument("--memory", action="store_true",
+                      help="peak memory of every solver at 3×256² (natural-gray's architecture, 3 channels)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--image-size", type=int, default=None, help="override the setting's image side")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    setting = "quick" if args.quick else "full"
-    device = torch.device(args.device or ("cpu" if args.quick else "cuda"))
+    setting = "quick" if args.quick else "full" if args.full else "memory"
+    device = torch.device(args.device or ("cuda" if args.full else "cpu"))
     size = args.image_size or (64 if args.quick else 256)
     measurements, num_samples = (2, 4) if args.quick else (4, 4)
     sizes = [1, 4, 16] if args.quick else [1, 4, 16, 64]
@@ -369,6 +580,14 @@ def main(argv: list[str] | None = None) -> int:
               "images": f"Set12 centre crops, random 70 % inpainting, σ_y = {SIGMA_Y}, batch {measurements} × "
                         f"{num_samples}", "networks": {}}
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.memory:
+        report.update(network=f"3×{size}² images, natural-gray's network with 3 channels (random weights)",
+                      measure="torch's allocations" if device.type == "cuda" else "resident set size",
+                      memory=memory_rows([(1, 4), (4, 4)], size, str(device)))
+        (args.out / "speed_memory.json").write_text(json.dumps(report, indent=1))
+        (args.out / "speed_memory.md").write_text(memory_markdown(report))
+        print(args.out / "speed_memory.md")
+        return 0
     for name, (prior, images) in networks.items():
         print(f"== {name}", flush=True)
         problem = problem_for(images[:measurements], device)

@@ -24,13 +24,28 @@ def test_enkg_refuses_a_single_particle_instead_of_returning_prior_samples():
     assert solver.solve(problem, prior, num_samples=2, generator=0, progress=False).samples.shape[1] == 2
 
 
-def test_dps_counts_one_nfe_per_step_with_gradient_checkpointing_and_gives_the_same_samples():
-    prior, problem, _ = make_problem("inpainting", seed=1)
-    plain = DPS(num_steps=6).solve(problem, prior, num_samples=2, generator=0, progress=False)
-    saved = DPS(num_steps=6, gradient_checkpointing=True).solve(problem, prior, num_samples=2, generator=0,
-                                                                 progress=False)
-    assert plain.nfe == saved.nfe == 6
-    assert torch.allclose(plain.samples, saved.samples)
+def test_dps_gradient_checkpointing_refuses_a_network_without_checkpointable_blocks():
+    prior, problem, _ = make_problem("inpainting", seed=1)  # a GMM: one whole-network checkpoint would not help
+    with pytest.raises(UnsupportedProblemError, match="gradient_checkpointing=false"):
+        DPS(num_steps=6, gradient_checkpointing=True).solve(problem, prior, num_samples=2, generator=0, progress=False)
+    assert DPS(num_steps=6).solve(problem, prior, num_samples=2, generator=0, progress=False).nfe == 6
+
+
+def test_block_checkpointing_switches_deepinv_blocks_and_puts_them_back():
+    from invprob.priors import block_checkpointing, has_block_checkpointing
+    from invprob.priors.adm import adm_prior, build_adm
+
+    torch.manual_seed(0)
+    prior = adm_prior(build_adm("ffhq"), 32)
+    blocks = [m for m in prior.modules() if hasattr(m, "use_checkpoint")]
+    assert blocks and has_block_checkpointing(prior) and not any(m.use_checkpoint for m in blocks)
+    x = torch.randn(1, 3, 32, 32, requires_grad=True)
+    (plain,) = torch.autograd.grad(prior.denoise(x, 0.5).square().sum(), x)
+    with block_checkpointing(prior):
+        assert all(m.use_checkpoint for m in blocks)
+        (saved,) = torch.autograd.grad(prior.denoise(x, 0.5).square().sum(), x)
+    assert not any(m.use_checkpoint for m in blocks)
+    assert torch.allclose(plain, saved, atol=1e-5)
 
 
 def test_mcg_makes_three_operator_calls_per_step_and_two_on_the_last():

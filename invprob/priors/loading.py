@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from ..errors import CheckpointError
 from ..io import sha256
 from .adapters import FlowPrior, VPPrior
 
-__all__ = ["sha256", "load_state_dict", "from_diffusers"]
+__all__ = ["sha256", "load_state_dict", "from_diffusers", "block_checkpointing",
+           "has_block_checkpointing"]
 
 
 def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, Tensor]:
@@ -150,3 +152,55 @@ def set_network_options(prior, dtype: torch.dtype | str | None = None, channels_
         network = torch.compile(network)
     owner.network = network
     return prior
+
+
+def _checkpoint_switches(prior) -> list:
+    """The prior's modules that can checkpoint their blocks: diffusers models that support it and
+    guided-diffusion-style blocks with a ``use_checkpoint`` flag."""
+    from diffusers import ModelMixin
+
+    return [m for m in prior.modules() if (isinstance(m, ModelMixin) and m._supports_gradient_checkpointing)
+            or (not isinstance(m, ModelMixin) and isinstance(getattr(m, "use_checkpoint", None), bool))]
+
+
+def has_block_checkpointing(prior) -> bool:
+    """Whether :func:`block_checkpointing` can run on ``prior``'s network."""
+    return bool(_checkpoint_switches(prior))
+
+
+@contextlib.contextmanager
+def block_checkpointing(prior):
+    """Within this context the prior's network keeps, of each of its blocks, only the input and
+    recomputes the block's activations in the backward pass (activation checkpointing, block by
+    block): the peak memory of a forward + backward pass drops from all the activations of the
+    network towards those of one block, for about one more forward pass. The network's own
+    switches do it: ``enable_gradient_checkpointing`` of diffusers models (``UNet2DModel``, the
+    latent UNets) and the ``use_checkpoint`` flag of guided-diffusion's blocks (deepinv's
+    ``DiffUNet``); both run ``torch.utils.checkpoint`` without reentrancy, so
+    ``torch.autograd.grad`` to the input works. Each switch is put back on exit.
+
+    Checkpointing the whole network as one call would not lower the peak (the backward pass
+    recomputes and holds all the activations at once), so a network with neither switch is
+    refused with a ``ValueError`` (:func:`has_block_checkpointing` tells beforehand).
+    """
+    from diffusers import ModelMixin
+
+    switches = _checkpoint_switches(prior)
+    if not switches:
+        raise ValueError(f"`gradient_checkpointing=True` needs a network with checkpointable blocks (a diffusers "
+                         f"model, or blocks with a `use_checkpoint` flag as in deepinv's DiffUNet); "
+                         f"{type(prior).__name__} has none: set gradient_checkpointing=false.")
+    restore = []
+    for module in switches:
+        if isinstance(module, ModelMixin):
+            if not module.is_gradient_checkpointing:
+                module.enable_gradient_checkpointing()
+                restore.append(module.disable_gradient_checkpointing)
+        elif not module.use_checkpoint:
+            module.use_checkpoint = True
+            restore.append(lambda module=module: setattr(module, "use_checkpoint", False))
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()

@@ -9,7 +9,9 @@ import torch
 from torch import Tensor
 
 from ..checks import check_int
+from ..errors import UnsupportedProblemError
 from ..noise import Poisson
+from ..priors.loading import block_checkpointing, has_block_checkpointing
 from ..sampling import DDPMSchedule
 from .base import SolveContext, Solver, State, Tunable
 
@@ -61,8 +63,10 @@ class DPS(Solver):
             (1000, 1e-4, 0.02).
         clip_denoised: clamp ``x0_hat`` to the prior's ``data_range`` before the update and
             the gradient (``clip_denoised: True`` in ``diffusion_config.yaml``).
-        gradient_checkpointing: recompute the network's activations during backpropagation
-            instead of storing them (less memory, one extra forward pass per step).
+        gradient_checkpointing: keep each network block's input only and recompute its
+            activations during backpropagation (less memory, about one more forward pass per
+            step; :func:`~invprob.priors.block_checkpointing`: diffusers networks and deepinv's
+            ``DiffUNet``; other networks are refused). Measured: ``benchmarks/results/speed_memory.md``.
 
     References:
         | Diffusion Posterior Sampling for General Noisy Inverse Problems (Chung et al., 2023)
@@ -87,6 +91,13 @@ class DPS(Solver):
     def nfe_per_sample(self) -> int:
         return self.num_steps
 
+    def check(self, problem, prior) -> None:
+        super().check(problem, prior)
+        if self.gradient_checkpointing and not has_block_checkpointing(prior):
+            raise UnsupportedProblemError(
+                f"gradient_checkpointing=True needs a network with checkpointable blocks (a diffusers model, or "
+                f"deepinv's DiffUNet); {type(prior).__name__} has none: set gradient_checkpointing=false.")
+
     def start(self, context: SolveContext) -> DPSState:
         zeros = context.zeros()
         state = context.new_state(DPSState, zeros, self.schedule.sigma(0), residual_norm=zeros.new_zeros(len(zeros)))
@@ -96,14 +107,7 @@ class DPS(Solver):
         """One DDPM ancestral step with the DPS correction; returns ``(x_{t−1}, x0_hat, ‖y − A(x0_hat)‖)``."""
         x_t = state.x.detach().requires_grad_(True)
         with torch.enable_grad():
-            if self.gradient_checkpointing:
-                # Memory saver: keep no activations of the network; recompute them in backward.
-                from torch.utils.checkpoint import checkpoint
-
-                # the recomputation in backward is not an NFE of the algorithm: no hooks there
-                x0_hat = checkpoint(self.schedule.denoise, state.prior, x_t, i, use_reentrant=False,
-                                    context_fn=lambda: (contextlib.nullcontext(), state.prior.suspend_denoise_hooks()))
-            else:
+            with block_checkpointing(state.prior) if self.gradient_checkpointing else contextlib.nullcontext():
                 x0_hat = self.schedule.denoise(state.prior, x_t, i)
             if self.clip_denoised and state.prior.data_range is not None:
                 x0_hat = x0_hat.clamp(*state.prior.data_range)
