@@ -49,7 +49,6 @@ import shlex
 import subprocess
 import sys
 import time
-import weakref
 from pathlib import Path
 
 import torch
@@ -133,12 +132,10 @@ def count_network_passes(prior, log: dict):
     """Register a denoise hook that logs, in ``log``, the rows of every network call
     (``"forward"``) and of every backward pass that reaches a call's input (``"backward"``: one
     per ``autograd`` pass, so MMPS's extra vector–Jacobian products count). Returns its handle."""
-    hooked = weakref.WeakSet()  # an input hooked once, however often it is denoised
-
     def hook(_prior, x, _sigma):
         log["forward"].append(x.shape[0])
-        if x.requires_grad and x not in hooked:
-            hooked.add(x)
+        if x.requires_grad and not getattr(x, "_speed_counted", False):  # hooked once, however often denoised
+            x._speed_counted = True
             x.register_hook(lambda grad: log["backward"].append(grad.shape[0]))
 
     return prior.register_denoise_hook(hook)
@@ -431,11 +428,12 @@ def memory_rows(batches: list[tuple[int, int]], size: int, device: str) -> dict:
             label = f"network forward{'+backward' if backward else ''}"
             networks[f"{label} | {rows}"] = run(label, rows, 1)  # the network alone on `rows` images
             print(f"{m}x{k} {label} on {rows} rows: {networks[f'{label} | {rows}']}", flush=True)
-        for row in section.values():
+        for (_, _, overrides), row in zip(MEMORY_ROWS, section.values()):
             if "rows" in row:
                 net = networks[f"network forward{'+backward' if row['backward'] else ''} | {row['rows']}"]
                 row["network_peak_bytes"] = net.get("peak_bytes")
-                if row["network_peak_bytes"] is not None:
+                # a checkpointed pass keeps less than the plain pass it is compared with: no "beyond"
+                if row["network_peak_bytes"] is not None and not overrides.get("gradient_checkpointing"):
                     row["beyond_network_batch_copies"] = (row["peak_bytes"] - row["network_peak_bytes"]) / row[
                         "batch_copy_bytes"]
         out[f"{m}x{k}"] = {"solves": section, "networks": networks}

@@ -1,6 +1,7 @@
 import importlib.util
 import os
 import pathlib
+import sys
 
 import pytest
 import torch
@@ -43,7 +44,10 @@ def tiny_unet(out_channels=1):
 
 def load_benchmark(name: str):
     """The driver ``benchmarks/<name>.py`` loaded as a module (the drivers are scripts, not a package)."""
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:  # a driver imports its sibling drivers, as when run as a script
+        sys.path.append(str(folder))
+    path = folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
