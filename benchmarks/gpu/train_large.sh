@@ -10,7 +10,7 @@
 #   INVPROB_DATA=/path/to/shared/data bash benchmarks/gpu/prepare.sh train400 set12
 #   bash benchmarks/gpu/tree.sh drop invprob/weights/mnist-flow invprob/weights/brain-mri \
 #       invprob/weights/brain-mri-latent invprob/weights/brain-mri-flow invprob/weights/mnist
-#   bash benchmarks/gpu/tree.sh size .whl .data          # 39.8 MiB
+#   bash benchmarks/gpu/tree.sh size .whl .data          # about 40 MiB
 # The call (carry [".whl", ".data"], timeout 600):
 #   source benchmarks/gpu/device_env.sh && INVPROB_DATA=.data bash benchmarks/gpu/train_large.sh
 # After it: bash benchmarks/gpu/tree.sh restore, then unpack the prior here:

@@ -51,7 +51,7 @@ def gmm_prior(seed: int = 0, x_shape: tuple[int, ...] = X_SHAPE, num_components:
     every component has the same covariance ``0.5² K_ℓ=1 + 0.05² I`` (locally correlated texture
     on top of the mean), weights ``U(0.5, 1.5)`` normalised. Means that differ by smooth patterns
     are hard to tell apart from 32 pixels or 16 projections at σ_y = 0.05, so several components
-    keep posterior weight (entropy up to ≈ 1.4 nats over seeds 0–4) — the regime where a sampler
+    keep posterior weight (their entropies: ``benchmarks/results/posterior_gmm_families.md``) — the regime where a sampler
     must find every mode.
 
     ``"anisotropic"`` (8 components by default) differs in every structural choice: white (not

@@ -109,7 +109,7 @@ class DFlow(Solver):
         | (Ben-Hamu, Puny, Gat, Karrer, Singer & Lipman, ICML 2024) https://arxiv.org/abs/2402.14017
         | Reference implementation: https://github.com/annegnx/PnP-Flow (``pnpflow/methods/d_flow.py``)
 
-    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow.md``.
+    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow_seed7.md``.
     """
 
     requires = ("differentiable",)

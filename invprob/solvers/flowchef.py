@@ -66,7 +66,7 @@ class FlowChef(Solver):
         | Official implementation: https://github.com/FlowChef/FlowChef (pixel RF++ models,
         | ``inverseproblems/pixel_models/rfpp/``)
 
-    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow.md``.
+    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow_seed7.md``.
     """
 
     requires = ("differentiable",)

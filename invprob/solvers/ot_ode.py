@@ -58,7 +58,7 @@ class OTODE(Solver):
         | https://arxiv.org/abs/2310.04432
         | Reference implementation: https://github.com/annegnx/PnP-Flow (``pnpflow/methods/ot_ode.py``)
 
-    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow.md``.
+    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow_seed7.md``.
     """
 
     requires = ("linear", "gaussian_noise")

@@ -46,7 +46,7 @@ class PnPFlow(Solver):
         | (Martin, Gagneux, Delon & Chambolle, ICLR 2025) https://arxiv.org/abs/2410.02423
         | Official implementation: https://github.com/annegnx/PnP-Flow (``pnpflow/methods/pnp_flow.py``)
 
-    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow.md``.
+    Measured against exact posteriors: ``benchmarks/results/posterior_gmm_flow_seed7.md``.
     """
 
     requires = ("differentiable",)
