@@ -14,10 +14,9 @@ DiffPIR samplers run with their defaults on the same exact denoiser.
 
 Commands of the committed results (``benchmarks/results/``): ``posterior_gmm_seed7.json`` and
 ``posterior_gmm_seed7.md`` come from ``python benchmarks/posterior_gmm.py --seed 7 --matched
---json benchmarks/results/posterior_gmm_seed7.json`` (every row), then runs with ``--solvers
-LABEL ...`` that replace or add those rows; the ``.md`` lists every command in order (the
-``runs`` of the JSON). ``posterior_gmm_seed7.txt`` is the printed output of that first command, with the rows the
-script ran at the time (those it lists). ``posterior_gmm_flow_seed7.{json,md}``: ``python
+--json benchmarks/results/posterior_gmm_seed7.json`` (every row; a later run with ``--solvers
+LABEL ...`` replaces or adds its rows, and the ``.md`` lists every command in order, the ``runs``
+of the JSON). ``posterior_gmm_seed7.txt`` is the printed output of that command. ``posterior_gmm_flow_seed7.{json,md}``: ``python
 benchmarks/posterior_gmm.py --seed 7 --flow --json benchmarks/results/posterior_gmm_flow_seed7.json``
 (the flow-native solvers on the prior's exact velocity, :func:`invprob.evaluation.exact_flow_prior`).
 
