@@ -1,3 +1,4 @@
+import ast
 import importlib.util
 import os
 import pathlib
@@ -43,13 +44,18 @@ def tiny_unet(out_channels=1):
 
 
 def load_benchmark(name: str):
-    """The driver ``benchmarks/<name>.py`` loaded as a module (the drivers are scripts, not a package)."""
-    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-    if str(folder) not in sys.path:  # a driver imports its sibling drivers, as when run as a script
-        sys.path.append(str(folder))
-    path = folder / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    """The driver ``benchmarks/<name>.py`` loaded as a module (the drivers are scripts, not a
+    package). The sibling drivers it imports, as a script does from its own folder, are loaded
+    first and registered under their names."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and (path.parent / f"{node.module}.py").is_file():
+            load_benchmark(node.module)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
