@@ -4,9 +4,11 @@ What it does: every combination of the ``--grid`` values, applied as overrides t
 runs on both linear problems of the exact Gaussian-mixture test bed
 (:func:`benchmarks.posterior_gmm.run`: SW2 to the exact posterior over the noise floor, 90 %
 coverage, 500 samples) for each seed of ``--tune-seeds``. The chosen setting is the one with the
-lowest geometric mean of SW2/floor over those seeds and both problems. The chosen setting and the
-preset itself are then scored on ``--report-seeds``, which the choice never saw. ``--latent`` runs
-the latent test bed (:func:`invprob.evaluation.latent_problem`).
+lowest geometric mean of SW2/floor over those seeds and both problems; a setting refused (or
+giving a non-finite distance) on any cell scores infinity and is never chosen, and a tie goes to
+the first setting in grid order. The chosen setting and the preset itself are then scored on
+``--report-seeds``, which the choice never saw. The test bed is the ``smooth`` family
+(``run``'s default); ``--latent`` runs the latent test bed (:func:`invprob.evaluation.latent_problem`).
 
 Command of the committed results: ``python benchmarks/posterior_gmm_sweep.py --latent --preset
 latent-daps-inpainting-random --grid num_steps=50,100,200 ode_steps=2,5 lr=4.2e-6,8.4e-6,1.68e-5
@@ -73,7 +75,7 @@ def score(seeds: list[int], preset: str, overrides: dict, num_samples: int, late
             row = section["solvers"]["row"]
             cells[f"{problem}, seed {seed}"] = ({"refused": row["refused"]} if "refused" in row else
                                                  {"ratio": row["ratio"], "coverage90": row["coverage90"]})
-    ratios = [c["ratio"] for c in cells.values() if "ratio" in c]
+    ratios = [c["ratio"] for c in cells.values() if "ratio" in c and math.isfinite(c["ratio"]) and c["ratio"] > 0]
     geo = math.exp(sum(map(math.log, ratios)) / len(ratios)) if len(ratios) == len(cells) else math.inf
     return {"overrides": overrides, "cells": cells, "geometric_mean_ratio": geo,
             "seconds": time.perf_counter() - start}
@@ -99,7 +101,8 @@ def markdown(report: dict) -> str:
               "| setting | geometric mean SW2/floor | worst cell | seconds |", "|---|---|---|---|"]
     for row in sorted(report["grid"], key=lambda r: r["geometric_mean_ratio"]):
         worst = max((c.get("ratio", math.inf) for c in row["cells"].values()), default=math.inf)
-        lines.append(f"| {label(row['overrides'])} | {row['geometric_mean_ratio']:.2f} | {worst:.2f} | "
+        mean = f"{row['geometric_mean_ratio']:.2f}" if math.isfinite(row["geometric_mean_ratio"]) else "refused or diverged"
+        lines.append(f"| {label(row['overrides'])} | {mean} | {worst:.2f} | "
                      f"{row['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -122,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     for overrides in tqdm(settings, desc="grid"):
         rows.append(score(args.tune_seeds, args.preset, overrides, args.num_samples, args.latent))
-    chosen = min(rows, key=lambda r: r["geometric_mean_ratio"])["overrides"]
+    best = min(rows, key=lambda r: r["geometric_mean_ratio"])
+    if not math.isfinite(best["geometric_mean_ratio"]):
+        raise SystemExit("every setting of the grid was refused (or diverged) on some tuning cell; nothing to choose")
+    chosen = best["overrides"]
     report = {"command": "python benchmarks/posterior_gmm_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv),
               "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "date": datetime.date.today().isoformat(), "preset": args.preset,

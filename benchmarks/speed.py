@@ -132,10 +132,12 @@ def count_network_passes(prior, log: dict):
     """Register a denoise hook that logs, in ``log``, the rows of every network call
     (``"forward"``) and of every backward pass that reaches a call's input (``"backward"``: one
     per ``autograd`` pass, so MMPS's extra vector–Jacobian products count). Returns its handle."""
+    mark = f"_speed_counted_{id(log)}"  # per log: two live counters each hook an input once
+
     def hook(_prior, x, _sigma):
         log["forward"].append(x.shape[0])
-        if x.requires_grad and not getattr(x, "_speed_counted", False):  # hooked once, however often denoised
-            x._speed_counted = True
+        if x.requires_grad and not getattr(x, mark, False):  # hooked once, however often denoised
+            setattr(x, mark, True)
             x.register_hook(lambda grad: log["backward"].append(grad.shape[0]))
 
     return prior.register_denoise_hook(hook)

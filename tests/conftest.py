@@ -43,20 +43,38 @@ def tiny_unet(out_channels=1):
                        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
 
 
+_LOADING: set[str] = set()  # drivers being loaded (an import cycle fails clearly)
+
+
 def load_benchmark(name: str):
-    """The driver ``benchmarks/<name>.py`` loaded as a module (the drivers are scripts, not a
-    package). The sibling drivers it imports, as a script does from its own folder, are loaded
-    first and registered under their names."""
-    if name in sys.modules:
-        return sys.modules[name]
+    """The driver ``benchmarks/<name>.py`` loaded as a module ``benchmark_<name>`` (the drivers
+    are scripts, not a package). The sibling drivers it imports by plain name, as a script does
+    from its own folder, are loaded first and stand under those names only while it executes."""
+    key = f"benchmark_{name}"
     path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module and (path.parent / f"{node.module}.py").is_file():
-            load_benchmark(node.module)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    if key in sys.modules:
+        return sys.modules[key]
+    if key in _LOADING:
+        raise ImportError(f"benchmarks/{name}.py imports itself through its sibling drivers")
+    _LOADING.add(key)
+    saved = {}
+    try:
+        siblings = {node.module: load_benchmark(node.module) for node in ast.parse(path.read_text()).body
+                    if isinstance(node, ast.ImportFrom) and node.module
+                    and (path.parent / f"{node.module}.py").is_file()}
+        spec = importlib.util.spec_from_file_location(key, path)
+        module = importlib.util.module_from_spec(spec)
+        saved = {sibling: sys.modules.get(sibling) for sibling in siblings}
+        sys.modules.update(siblings)
+        spec.loader.exec_module(module)
+    finally:
+        for sibling, previous in saved.items():
+            if previous is None:
+                sys.modules.pop(sibling, None)
+            else:
+                sys.modules[sibling] = previous
+        _LOADING.discard(key)
+    sys.modules[key] = module
     return module
 
 # The user's own presets (invprob.registry.user_config_dir) stay out of the tests: an empty folder.

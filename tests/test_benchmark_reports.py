@@ -53,9 +53,6 @@ def test_set12_merge_from_copies_only_cells_and_runs_that_name_their_device_once
 
 
 def test_calibration_benchmark_adds_solvers_to_a_cell_and_renders(tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "posterior_gmm", posterior_gmm)  # what the driver imports beside it
     bench = load_benchmark("calibration_gmm")
     monkeypatch.setattr(bench, "OUT", tmp_path / "calibration_gmm.json")
     monkeypatch.setattr(bench, "RESULTS", tmp_path)

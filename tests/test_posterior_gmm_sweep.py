@@ -38,3 +38,38 @@ def test_the_chosen_setting_is_the_best_on_the_tuning_seeds(tmp_path):
         ratios = [cell["ratio"] for cell in row["cells"].values()]
         assert len(ratios) == 2 and math.isclose(row["geometric_mean_ratio"], math.sqrt(ratios[0] * ratios[1]))
     assert "| chosen: num_steps=" in out.with_suffix(".md").read_text()
+
+
+def fake_run(ratio_of_lr):
+    """A stand-in for posterior_gmm.run: each setting's SW2/floor from its lr (None: refused)."""
+    def run(seed, num_samples, solvers, **kwargs):
+        (preset, overrides), = solvers.values()
+        ratio = ratio_of_lr(overrides.get("lr"), seed)
+        row = {"refused": "unstable step"} if ratio is None else {"ratio": ratio, "coverage90": 0.9}
+        return {"problems": {name: {"solvers": {"row": row}} for name in ("inpainting", "gaussian_matrix")}}
+    return run
+
+
+def test_refused_and_diverged_settings_are_never_chosen(tmp_path, monkeypatch):
+    # lr 1: refused on seed 2; lr 2: NaN on seed 1; lr 3: finite everywhere, though worse where the others are finite
+    table = {1: {1: 1.0, 2: None}, 2: {1: float("nan"), 2: 1.0}, 3: {1: 4.0, 2: 4.0}}
+    monkeypatch.setattr(sweep, "run", fake_run(lambda lr, seed: table[lr].get(seed, 5.0) if lr else 6.0))
+    out = tmp_path / "sweep.json"
+    sweep.main(["--preset", "daps", "--grid", "lr=1,2,3", "--tune-seeds", "1", "2", "--report-seeds", "7",
+                "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["report"]["chosen"]["overrides"] == {"lr": 3}
+    assert [math.isfinite(row["geometric_mean_ratio"]) for row in report["grid"]] == [False, False, True]
+    assert {key.split(", seed ")[1] for row in report["grid"] for key in row["cells"]} == {"1", "2"}
+    assert {key.split(", seed ")[1] for row in report["report"].values() for key in row["cells"]} == {"7"}
+    md = out.with_suffix(".md").read_text()
+    assert "refused or diverged" in md and "| chosen: lr=3 |" in md
+
+
+def test_a_grid_refused_everywhere_chooses_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "run", fake_run(lambda lr, seed: None))
+    out = tmp_path / "sweep.json"
+    with pytest.raises(SystemExit, match="nothing to choose"):
+        sweep.main(["--preset", "daps", "--grid", "lr=1,2", "--tune-seeds", "1", "--report-seeds", "7",
+                    "--json", str(out)])
+    assert not out.exists()
