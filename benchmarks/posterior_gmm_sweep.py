@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from invprob.registry import get_solver
 from posterior_gmm import run  # benchmarks/posterior_gmm.py, beside this script
 
 
@@ -120,9 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.tune_seeds) & set(args.report_seeds):
         parser.error("--tune-seeds and --report-seeds must not share a seed")
     grid = parse_grid(args.grid)
+    settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    for overrides in settings:  # an unknown preset, argument or value: one line before any solve
+        try:
+            get_solver(args.preset, **overrides)
+        except (KeyError, TypeError, ValueError) as err:
+            parser.error(f"--preset {args.preset} with --grid {overrides}: {err.args[0] if err.args else err}")
     start = time.perf_counter()
     rows = []
-    settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     for overrides in tqdm(settings, desc="grid"):
         rows.append(score(args.tune_seeds, args.preset, overrides, args.num_samples, args.latent))
     best = min(rows, key=lambda r: r["geometric_mean_ratio"])

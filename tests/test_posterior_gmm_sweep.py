@@ -73,3 +73,15 @@ def test_a_grid_refused_everywhere_chooses_nothing(tmp_path, monkeypatch):
         sweep.main(["--preset", "daps", "--grid", "lr=1,2", "--tune-seeds", "1", "--report-seeds", "7",
                     "--json", str(out)])
     assert not out.exists()
+
+
+@pytest.mark.parametrize("preset, grid, named", [("nosuch", "lr=1", "unknown solver preset"),
+                                                 ("latent-daps", "foo=1", "has no argument"),
+                                                 ("latent-daps", "num_steps=0", "num_steps")])
+def test_bad_presets_and_grids_are_refused_before_any_solve(tmp_path, capsys, preset, grid, named):
+    with pytest.raises(SystemExit):
+        sweep.main(["--preset", preset, "--grid", grid, "--tune-seeds", "1", "--report-seeds", "2",
+                    "--json", str(tmp_path / "out.json")])
+    err = capsys.readouterr().err
+    assert "--preset" in err and named in err and "Traceback" not in err
+    assert not (tmp_path / "out.json").exists()
