@@ -430,7 +430,8 @@ def memory_rows(batches: list[tuple[int, int]], size: int, device: str) -> dict:
             label = f"network forward{'+backward' if backward else ''}"
             networks[f"{label} | {rows}"] = run(label, rows, 1)  # the network alone on `rows` images
             print(f"{m}x{k} {label} on {rows} rows: {networks[f'{label} | {rows}']}", flush=True)
-        for (_, _, overrides), row in zip(MEMORY_ROWS, section.values()):
+        for label, _, overrides in MEMORY_ROWS:
+            row = section[label]
             if "rows" in row:
                 net = networks[f"network forward{'+backward' if row['backward'] else ''} | {row['rows']}"]
                 row["network_peak_bytes"] = net.get("peak_bytes")

@@ -43,9 +43,6 @@ def tiny_unet(out_channels=1):
                        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
 
 
-_LOADING: set[str] = set()  # drivers being loaded (an import cycle fails clearly)
-
-
 def load_benchmark(name: str):
     """The driver ``benchmarks/<name>.py`` loaded as a module ``benchmark_<name>`` (the drivers
     are scripts, not a package). The sibling drivers it imports by plain name, as a script does
@@ -54,18 +51,13 @@ def load_benchmark(name: str):
     path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     if key in sys.modules:
         return sys.modules[key]
-    if key in _LOADING:
-        raise ImportError(f"benchmarks/{name}.py imports itself through its sibling drivers")
-    _LOADING.add(key)
-    saved = {}
+    siblings = {node.module: load_benchmark(node.module) for node in ast.parse(path.read_text()).body
+                if isinstance(node, ast.ImportFrom) and node.module and (path.parent / f"{node.module}.py").is_file()}
+    spec = importlib.util.spec_from_file_location(key, path)
+    module = importlib.util.module_from_spec(spec)
+    saved = {sibling: sys.modules.get(sibling) for sibling in siblings}
+    sys.modules.update(siblings)
     try:
-        siblings = {node.module: load_benchmark(node.module) for node in ast.parse(path.read_text()).body
-                    if isinstance(node, ast.ImportFrom) and node.module
-                    and (path.parent / f"{node.module}.py").is_file()}
-        spec = importlib.util.spec_from_file_location(key, path)
-        module = importlib.util.module_from_spec(spec)
-        saved = {sibling: sys.modules.get(sibling) for sibling in siblings}
-        sys.modules.update(siblings)
         spec.loader.exec_module(module)
     finally:
         for sibling, previous in saved.items():
@@ -73,7 +65,6 @@ def load_benchmark(name: str):
                 sys.modules.pop(sibling, None)
             else:
                 sys.modules[sibling] = previous
-        _LOADING.discard(key)
     sys.modules[key] = module
     return module
 

@@ -453,18 +453,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Refused requests: rank 0 prints the line and fails the job; the other ranks leave quietly
-        # with 0, so torchrun does not stop rank 0 before its line is out.
+        refusal = None
         if "-m" in argv or "--multirun" in argv:
-            if rank == 0:
-                print("error: a sweep (-m) cannot run under torchrun; run each cell as its own torchrun solve.",
-                      file=sys.stderr)
-            return 2 if rank == 0 else 0
-        if not any(a.partition("=")[0].lstrip("+") == "hydra.run.dir" and "${" not in a for a in argv):
-            if rank == 0:
-                print("error: under torchrun every rank writes one run: name its folder with hydra.run.dir=<folder>.",
-                      file=sys.stderr)
-            return 2 if rank == 0 else 0
+            refusal = "a sweep (-m) cannot run under torchrun; run each cell as its own torchrun solve."
+        elif not any(a.partition("=")[0].lstrip("+") == "hydra.run.dir" and "${" not in a for a in argv):
+            refusal = "under torchrun every rank writes one run: name its folder with hydra.run.dir=<folder>."
+        if refusal:  # rank 0 prints it and fails the job; the others leave quietly with 0, so
+            if rank != 0:  # torchrun does not stop rank 0 before its line is out
+                return 0
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
         if rank != 0:  # rank 0 writes the run folder and prints; the others' input is the same
             import contextlib
             import io
